@@ -1,0 +1,40 @@
+/* Guest RAM: one memfd mapped shared into the monitor, split around the MMIO gap into at most two
+ * regions. Every guest physical address the monitor turns into a pointer goes through
+ * gmem_ptr(), the one checked door into guest memory. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define GMEM_MAX_REGIONS 2
+
+struct gmem_region {
+	uint64_t gpa;
+	uint64_t size;
+	uint64_t file_offset; /* offset in the memfd */
+	uint8_t *host;
+};
+
+struct guest_mem {
+	int fd;
+	uint8_t *base; /* the whole mapping; regions point into it */
+	uint64_t total;
+	unsigned nregions;
+	struct gmem_region regions[GMEM_MAX_REGIONS];
+};
+
+/* Lay out `bytes` of RAM (a multiple of 4 KiB) around the MMIO gap. Pure; no mapping. */
+int gmem_layout(struct guest_mem *gm, uint64_t bytes);
+/* Lay out and map fresh anonymous memory backed by a memfd (MAP_SHARED|MAP_NORESERVE: untouched
+ * pages cost the host nothing). */
+int gmem_create(struct guest_mem *gm, uint64_t bytes);
+void gmem_destroy(struct guest_mem *gm);
+
+/* Host pointer for [gpa, gpa+len) if the whole range is guest RAM inside one region, else NULL. */
+void *gmem_ptr(const struct guest_mem *gm, uint64_t gpa, uint64_t len);
+/* Copies that fail (returning a negative errno with a message) unless the range is guest RAM. */
+int gmem_read(const struct guest_mem *gm, void *dst, uint64_t gpa, uint64_t len);
+int gmem_write(const struct guest_mem *gm, uint64_t gpa, const void *src, uint64_t len);
+/* End of the RAM region that starts at 0 (the "low" RAM below the MMIO gap). */
+uint64_t gmem_low_end(const struct guest_mem *gm);

@@ -1,0 +1,231 @@
+/* `ember run`: boot a guest from the command line, console on stdin/stdout. */
+#include "monitor/cli.h"
+#include "monitor/commands.h"
+#include "monitor/vm.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "common/timing.h"
+#include "memory/layout.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
+
+#define DEFAULT_MEM_MIB 128
+
+void cmd_run_usage(void)
+{
+	printf("Usage: ember run --kernel PATH [options]\n"
+	       "\n"
+	       "Boot a microVM with its serial console on this terminal (guest output on stdout,\n"
+	       "stdin to the guest). Ember's own messages go to stderr.\n"
+	       "\n"
+	       "Options:\n"
+	       "  --kernel PATH          guest kernel: vmlinux-style ELF, ELF with a PVH note, or bzImage\n"
+	       "  --initrd PATH          initial ramdisk, placed at the top of low guest RAM\n"
+	       "  --cmdline STR          kernel command line; Ember appends its own part:\n"
+	       "                         \"console=ttyS0 reboot=k panic=1 pci=off nomodules i8042.*\"\n"
+	       "  --vcpus N              number of vCPUs, 1 to %d (default 1)\n"
+	       "  --mem-mib M            guest RAM in MiB, 2 to %llu (default %d); untouched pages cost\n"
+	       "                         the host nothing\n"
+	       "  --boot-protocol P      auto (default: PVH if the ELF has a PVH note, else Linux\n"
+	       "                         64-bit), linux (64-bit boot protocol), or pvh\n"
+	       "  --boot-timer           print the time from process start to the guest's boot-timer\n"
+	       "                         write (byte 123 at 0xc0000000) on stderr\n"
+	       "  --log-level L          error, warn (default), info or debug\n"
+	       "  --log-file PATH        write Ember's log there instead of stderr\n"
+	       "  -h, --help             this text\n"
+	       "\n"
+	       "Exit codes:\n"
+	       "  0    the guest asked to stop (i8042 reset, e.g. Linux reboot with reboot=k)\n"
+	       "  1    monitor error (bad image, KVM failure, ...)\n"
+	       "  2    bad command line\n"
+	       "  3    guest panic (pvpanic write, or a reset right after a kernel panic message)\n"
+	       "  4    triple fault\n"
+	       "  5    instruction emulation failure (the report shows the bytes at RIP)\n"
+	       "  6    other KVM internal error or failed VM entry\n"
+	       "  128+N  stopped by signal N (130 for Ctrl-C)\n",
+	       VM_MAX_VCPUS, LAYOUT_MAX_MEM_MIB, DEFAULT_MEM_MIB);
+}
+
+static struct termios saved_tty;
+static int tty_fd = -1;
+
+/* Line editing and echo off so keys reach the guest as typed; ISIG stays on so Ctrl-C stops
+ * the VM. */
+static void console_tty_enter(int fd)
+{
+	if (!isatty(fd) || tcgetattr(fd, &saved_tty) < 0)
+		return;
+	struct termios t = saved_tty;
+	t.c_lflag &= ~(tcflag_t)(ICANON | ECHO);
+	t.c_cc[VMIN] = 1;
+	t.c_cc[VTIME] = 0;
+	if (tcsetattr(fd, TCSANOW, &t) == 0)
+		tty_fd = fd;
+}
+
+static void console_tty_leave(void)
+{
+	if (tty_fd >= 0)
+		tcsetattr(tty_fd, TCSANOW, &saved_tty);
+	tty_fd = -1;
+}
+
+enum {
+	OPT_KERNEL = 256,
+	OPT_INITRD,
+	OPT_CMDLINE,
+	OPT_VCPUS,
+	OPT_MEM,
+	OPT_BOOT_TIMER,
+	OPT_PROTOCOL,
+	OPT_LOG_LEVEL,
+	OPT_LOG_FILE,
+};
+
+static const struct option run_options[] = {
+	{"kernel", required_argument, NULL, OPT_KERNEL},
+	{"initrd", required_argument, NULL, OPT_INITRD},
+	{"cmdline", required_argument, NULL, OPT_CMDLINE},
+	{"vcpus", required_argument, NULL, OPT_VCPUS},
+	{"mem-mib", required_argument, NULL, OPT_MEM},
+	{"boot-timer", no_argument, NULL, OPT_BOOT_TIMER},
+	{"boot-protocol", required_argument, NULL, OPT_PROTOCOL},
+	{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+	{"log-file", required_argument, NULL, OPT_LOG_FILE},
+	{"help", no_argument, NULL, 'h'},
+	{NULL, 0, NULL, 0},
+};
+
+static int usage_error(const char *msg)
+{
+	fprintf(stderr, "ember run: %s\nTry 'ember run --help'.\n", msg);
+	return EMBER_EXIT_USAGE;
+}
+
+static int parse_run_args(int argc, char **argv, struct vm_config *cfg)
+{
+	uint64_t v;
+	int c;
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "h", run_options, NULL)) != -1) {
+		switch (c) {
+		case OPT_KERNEL:
+			cfg->kernel_path = optarg;
+			break;
+		case OPT_INITRD:
+			cfg->initrd_path = optarg;
+			break;
+		case OPT_CMDLINE:
+			cfg->cmdline = optarg;
+			break;
+		case OPT_VCPUS:
+			if (cli_parse_u64("--vcpus", optarg, 1, VM_MAX_VCPUS, &v) < 0)
+				return usage_error(err_msg());
+			cfg->vcpus = (unsigned)v;
+			break;
+		case OPT_MEM:
+			if (cli_parse_u64("--mem-mib", optarg, 2, LAYOUT_MAX_MEM_MIB, &v) < 0)
+				return usage_error(err_msg());
+			cfg->mem_mib = v;
+			break;
+		case OPT_BOOT_TIMER:
+			cfg->boot_timer_report = true;
+			break;
+		case OPT_PROTOCOL:
+			if (strcmp(optarg, "auto") == 0)
+				cfg->protocol = BOOT_PROTOCOL_AUTO;
+			else if (strcmp(optarg, "linux") == 0)
+				cfg->protocol = BOOT_PROTOCOL_LINUX64;
+			else if (strcmp(optarg, "pvh") == 0)
+				cfg->protocol = BOOT_PROTOCOL_PVH;
+			else
+				return usage_error("--boot-protocol: expected auto, linux or pvh");
+			break;
+		case OPT_LOG_LEVEL: {
+			enum log_level level;
+			if (log_parse_level(optarg, &level) < 0)
+				return usage_error("--log-level: expected error, warn, info or debug");
+			log_set_level(level);
+			break;
+		}
+		case OPT_LOG_FILE: {
+			FILE *f = fopen(optarg, "ae");
+			if (!f) {
+				fprintf(stderr, "ember run: --log-file %s: %m\n", optarg);
+				return EMBER_EXIT_USAGE;
+			}
+			log_set_file(f);
+			break;
+		}
+		case 'h':
+			cmd_run_usage();
+			return -1;
+		case '?':
+		default: {
+			char msg[128];
+			if (optopt)
+				snprintf(msg, sizeof(msg), "option -%c is unknown or lacks its value",
+					 optopt);
+			else
+				snprintf(msg, sizeof(msg), "unknown option or missing value: %s",
+					 argv[optind - 1]);
+			return usage_error(msg);
+		}
+		}
+	}
+	if (optind < argc) {
+		char msg[256];
+		snprintf(msg, sizeof(msg), "unexpected argument '%s'", argv[optind]);
+		return usage_error(msg);
+	}
+	if (!cfg->kernel_path)
+		return usage_error("--kernel is required");
+	return 0;
+}
+
+int cmd_run(int argc, char **argv)
+{
+	struct vm_config cfg = {
+		.protocol = BOOT_PROTOCOL_AUTO,
+		.vcpus = 1,
+		.mem_mib = DEFAULT_MEM_MIB,
+		.console_out_fd = STDOUT_FILENO,
+		.console_in_fd = STDIN_FILENO,
+	};
+	int r = parse_run_args(argc, argv, &cfg);
+	if (r != 0)
+		return r < 0 ? EMBER_EXIT_OK : r;
+
+	static struct vm vm; /* large; kept off the stack */
+	if (vm_create(&vm, &cfg) < 0) {
+		fprintf(stderr, "ember: error: %s\n", err_msg());
+		vm_destroy(&vm);
+		return EMBER_EXIT_MONITOR_ERROR;
+	}
+	log_info("VM ready %.3f ms after process start: %s entry 0x%llx, %u vCPU(s), %llu MiB",
+		 timing_ms_since_start(),
+		 vm.boot.kernel.protocol == BOOT_PROTOCOL_PVH ? "PVH" : "Linux 64-bit",
+		 (unsigned long long)vm.boot.entry, cfg.vcpus, (unsigned long long)cfg.mem_mib);
+	console_tty_enter(cfg.console_in_fd);
+	enum vm_stop_reason why = vm_run(&vm);
+	console_tty_leave();
+	int code = vm_exit_code(&vm, why);
+	double stop_ms = (double)(vm.metrics.stop_ns - timing_start_ns()) / 1e6;
+	vm_destroy(&vm);
+	double teardown_ms = (double)vm.metrics.teardown_ns / 1e6;
+	if (code != EMBER_EXIT_OK && code < EMBER_EXIT_SIGNAL_BASE)
+		fprintf(stderr, "ember: VM stopped: %s (exit code %d)\n", vm_stop_reason_name(why),
+			code);
+	log_info("VM stopped (%s) %.3f ms after process start; teardown took %.3f ms",
+		 vm_stop_reason_name(why), stop_ms, teardown_ms);
+	if (cfg.boot_timer_report)
+		fprintf(stderr, "ember: exit: guest stopped %.3f ms after process start, KVM "
+				"teardown %.3f ms\n",
+			stop_ms, teardown_ms);
+	return code;
+}

@@ -1,0 +1,452 @@
+#include "monitor/vm.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "common/timing.h"
+#include "memory/layout.h"
+#include "vcpu/boot_regs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#define KVM_API_VERSION_EXPECTED 12
+
+/* The monitor's own command-line fragments (ARCHITECTURE.md, "Booting"). The i8042 options
+ * stop Linux probing for a keyboard and mouse that are not there. */
+static const char MONITOR_CMDLINE[] =
+	"console=ttyS0 reboot=k panic=1 pci=off nomodules i8042.noaux i8042.nomux i8042.dumbkbd";
+
+static int kvm_check_cap(int kvm_fd, int cap, const char *name)
+{
+	int r = ioctl(kvm_fd, KVM_CHECK_EXTENSION, cap);
+	if (r <= 0)
+		return err_set(ENOTSUP, "KVM lacks %s, which Ember needs", name);
+	return 0;
+}
+
+static void on_stop(void *ctx, enum vm_stop_reason reason)
+{
+	struct vm *vm = ctx;
+	int none = VM_STOP_NONE;
+	if (atomic_compare_exchange_strong(&vm->stop_reason, &none, (int)reason)) {
+		uint64_t one = 1;
+		ssize_t w = write(vm->stop_efd, &one, sizeof(one));
+		(void)w;
+	}
+}
+
+static void on_panic_seen(void *ctx)
+{
+	struct vm *vm = ctx;
+	atomic_store(&vm->panic_seen, true);
+}
+
+static void on_boot_timer(void *ctx)
+{
+	struct vm *vm = ctx;
+	uint64_t now = timing_now_ns();
+	uint64_t zero = 0;
+	if (!atomic_compare_exchange_strong(&vm->metrics.boot_timer_ns, &zero, now))
+		return;
+	double since_start = (double)(now - timing_start_ns()) / 1e6;
+	uint64_t first = atomic_load(&vm->metrics.first_run_ns);
+	double since_vcpu = first ? (double)(now - first) / 1e6 : 0.0;
+	if (vm->cfg.boot_timer_report) {
+		char line[160];
+		int n = snprintf(line, sizeof(line),
+				 "ember: boot time: guest init %.3f ms after process start "
+				 "(%.3f ms after the first vCPU entry)\n",
+				 since_start, since_vcpu);
+		ssize_t w = write(STDERR_FILENO, line, (size_t)n);
+		(void)w;
+	}
+	log_info("boot timer written %.3f ms after process start", since_start);
+}
+
+static void serial_set_irq(void *ctx, int level)
+{
+	struct vm *vm = ctx;
+	struct kvm_irq_level irq = {.irq = SERIAL_COM1_IRQ, .level = (uint32_t)level};
+	if (ioctl(vm->vm_fd, KVM_IRQ_LINE, &irq) < 0)
+		log_warn("KVM_IRQ_LINE %u: %s", irq.irq, strerror(errno));
+}
+
+static int create_kvm(struct vm *vm)
+{
+	vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (vm->kvm_fd < 0) {
+		if (errno == ENOENT)
+			return err_set(ENOENT, "/dev/kvm does not exist: this host offers no KVM "
+					       "(load kvm_intel or kvm_amd, or run where "
+					       "virtualization is available)");
+		return err_errno("cannot open /dev/kvm");
+	}
+	int v = ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0);
+	if (v != KVM_API_VERSION_EXPECTED)
+		return err_set(ENOTSUP, "KVM API version %d, expected %d", v,
+			       KVM_API_VERSION_EXPECTED);
+	static const struct {
+		int cap;
+		const char *name;
+	} caps[] = {
+		{KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY"},
+		{KVM_CAP_IRQCHIP, "KVM_CAP_IRQCHIP"},
+		{KVM_CAP_PIT2, "KVM_CAP_PIT2"},
+		{KVM_CAP_EXT_CPUID, "KVM_CAP_EXT_CPUID"},
+		{KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT"},
+	};
+	for (unsigned i = 0; i < sizeof(caps) / sizeof(caps[0]); i++) {
+		int r = kvm_check_cap(vm->kvm_fd, caps[i].cap, caps[i].name);
+		if (r < 0)
+			return r;
+	}
+	do
+		vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
+	while (vm->vm_fd < 0 && errno == EINTR);
+	if (vm->vm_fd < 0)
+		return err_errno("KVM_CREATE_VM");
+
+	vm->supported_cpuid = calloc(1, sizeof(*vm->supported_cpuid));
+	if (!vm->supported_cpuid)
+		return err_set(ENOMEM, "CPUID table");
+	vm->supported_cpuid->hdr.nent = CPUID_MAX_ENTRIES;
+	if (ioctl(vm->kvm_fd, KVM_GET_SUPPORTED_CPUID, vm->supported_cpuid) < 0)
+		return err_errno("KVM_GET_SUPPORTED_CPUID");
+
+	/* VMX needs these pages for real-mode emulation; elsewhere they are no-ops. */
+	if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, (unsigned long)LAYOUT_KVM_TSS_ADDR) < 0)
+		return err_errno("KVM_SET_TSS_ADDR");
+	uint64_t identity = LAYOUT_KVM_IDENTITY_ADDR;
+	if (ioctl(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &identity) < 0)
+		return err_errno("KVM_SET_IDENTITY_MAP_ADDR");
+	if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_EXIT_ON_EMULATION_FAILURE) > 0) {
+		struct kvm_enable_cap cap = {.cap = KVM_CAP_EXIT_ON_EMULATION_FAILURE, .args = {1}};
+		if (ioctl(vm->vm_fd, KVM_ENABLE_CAP, &cap) < 0)
+			return err_errno("KVM_ENABLE_CAP EXIT_ON_EMULATION_FAILURE");
+	}
+	return 0;
+}
+
+static int create_memory(struct vm *vm)
+{
+	int r = gmem_create(&vm->mem, vm->cfg.mem_mib * MiB);
+	if (r < 0)
+		return r;
+	/* Every memslot is set before the irqchip exists: each io-bus registration queues an
+	 * SRCU grace period that the next memslot change would wait for. */
+	for (unsigned i = 0; i < vm->mem.nregions; i++) {
+		const struct gmem_region *rg = &vm->mem.regions[i];
+		struct kvm_userspace_memory_region slot = {
+			.slot = i,
+			.guest_phys_addr = rg->gpa,
+			.memory_size = rg->size,
+			.userspace_addr = (uint64_t)(uintptr_t)rg->host,
+		};
+		if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &slot) < 0)
+			return err_errno("KVM_SET_USER_MEMORY_REGION slot %u (0x%llx+0x%llx)", i,
+					 (unsigned long long)rg->gpa, (unsigned long long)rg->size);
+	}
+	return 0;
+}
+
+static int create_irqchip(struct vm *vm)
+{
+	if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
+		return err_errno("KVM_CREATE_IRQCHIP");
+	struct kvm_pit_config pit = {.flags = KVM_PIT_SPEAKER_DUMMY};
+	if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
+		return err_errno("KVM_CREATE_PIT2");
+	return 0;
+}
+
+static int create_devices(struct vm *vm)
+{
+	bus_init(&vm->pio, "port");
+	bus_init(&vm->mmio, "mmio");
+	serial_init(&vm->serial, vm->cfg.console_out_fd, serial_set_irq, vm, &vm->events);
+	vm->serial.rx_space_efd = vm->rx_room_efd;
+	i8042_init(&vm->i8042, &vm->events);
+	pvpanic_init(&vm->pvpanic, &vm->events);
+	boot_timer_init(&vm->boot_timer, &vm->events);
+	int r = serial_register(&vm->serial, &vm->pio);
+	if (r == 0)
+		r = i8042_register(&vm->i8042, &vm->pio);
+	if (r == 0)
+		r = pvpanic_register(&vm->pvpanic, &vm->pio);
+	if (r == 0)
+		r = boot_timer_register(&vm->boot_timer, &vm->mmio);
+	return r;
+}
+
+static int create_vcpus(struct vm *vm)
+{
+	vm->vcpu_env = (struct vcpu_env){
+		.pio = &vm->pio,
+		.mmio = &vm->mmio,
+		.gm = &vm->mem,
+		.events = &vm->events,
+		.stopping = &vm->stopping,
+		.first_run_ns = &vm->metrics.first_run_ns,
+	};
+	for (unsigned i = 0; i < vm->cfg.vcpus; i++) {
+		int r = vcpu_create(&vm->vcpus[i], vm->kvm_fd, vm->vm_fd, i, &vm->vcpu_env);
+		vm->nvcpus = i + 1;
+		if (r == 0)
+			r = vcpu_configure(&vm->vcpus[i], vm->supported_cpuid, vm->cfg.vcpus);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int load_guest(struct vm *vm)
+{
+	struct boot_config bc = {
+		.kernel_path = vm->cfg.kernel_path,
+		.initrd_path = vm->cfg.initrd_path,
+		.cmdline = vm->cfg.cmdline,
+		.fragments = MONITOR_CMDLINE,
+		.protocol = vm->cfg.protocol,
+		.ncpus = vm->cfg.vcpus,
+	};
+	int r = boot_prepare(&vm->mem, &bc, &vm->boot);
+	if (r < 0)
+		return r;
+	struct vcpu *bsp = &vm->vcpus[0];
+	if (vm->boot.kernel.protocol == BOOT_PROTOCOL_PVH) {
+		r = boot_write_pvh_gdt(&vm->mem);
+		if (r == 0)
+			r = vcpu_set_boot_state_pvh(bsp, vm->boot.entry, vm->boot.boot_info_addr);
+	} else {
+		r = boot_write_long_mode_tables(&vm->mem);
+		if (r == 0)
+			r = vcpu_set_boot_state_long_mode(bsp, vm->boot.entry,
+							  vm->boot.boot_info_addr);
+	}
+	return r;
+}
+
+int vm_create(struct vm *vm, const struct vm_config *cfg)
+{
+	memset(vm, 0, sizeof(*vm));
+	vm->cfg = *cfg;
+	vm->kvm_fd = vm->vm_fd = vm->stop_efd = vm->signal_fd = vm->rx_room_efd = -1;
+	vm->mem.fd = -1;
+	vm->events = (struct vm_events){
+		.stop = on_stop,
+		.panic_seen = on_panic_seen,
+		.boot_timer = on_boot_timer,
+		.ctx = vm,
+	};
+	vm->metrics.start_ns = timing_now_ns();
+	if (cfg->vcpus == 0 || cfg->vcpus > VM_MAX_VCPUS)
+		return err_set(EINVAL, "%u vCPUs asked for; 1 to %d supported", cfg->vcpus,
+			       VM_MAX_VCPUS);
+	vm->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	vm->rx_room_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (vm->stop_efd < 0 || vm->rx_room_efd < 0)
+		return err_errno("eventfd");
+	int r = create_kvm(vm);
+	if (r == 0)
+		r = create_memory(vm);
+	if (r == 0)
+		r = create_irqchip(vm);
+	if (r == 0)
+		r = create_devices(vm);
+	if (r == 0)
+		r = create_vcpus(vm);
+	if (r == 0)
+		r = load_guest(vm);
+	return r;
+}
+
+static void on_stop_event(void *ctx, uint32_t events)
+{
+	struct vm *vm = ctx;
+	uint64_t v;
+	ssize_t n = read(vm->stop_efd, &v, sizeof(v));
+	(void)n;
+	vm->loop.quit = true;
+}
+
+static void on_signal(void *ctx, uint32_t events)
+{
+	struct vm *vm = ctx;
+	struct signalfd_siginfo si;
+	if (read(vm->signal_fd, &si, sizeof(si)) != sizeof(si))
+		return;
+	log_info("signal %u: stopping the VM", si.ssi_signo);
+	atomic_store(&vm->stop_signal, (int)si.ssi_signo);
+	on_stop(vm, VM_STOP_SIGNAL);
+}
+
+static void read_console_input(struct vm *vm)
+{
+	unsigned room = serial_rx_room(&vm->serial);
+	if (room == 0) {
+		/* Wait for the guest to drain what it has before reading more. */
+		event_loop_modify(&vm->loop, vm->cfg.console_in_fd, 0);
+		return;
+	}
+	uint8_t buf[512];
+	ssize_t n = read(vm->cfg.console_in_fd, buf, room < sizeof(buf) ? room : sizeof(buf));
+	if (n > 0) {
+		serial_push_input(&vm->serial, buf, (unsigned)n);
+	} else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+		/* End of input: the guest keeps running without a keyboard. */
+		event_loop_remove(&vm->loop, vm->cfg.console_in_fd);
+	}
+}
+
+static void on_console_input(void *ctx, uint32_t events)
+{
+	read_console_input(ctx);
+}
+
+static void on_rx_room(void *ctx, uint32_t events)
+{
+	struct vm *vm = ctx;
+	uint64_t v;
+	ssize_t n = read(vm->rx_room_efd, &v, sizeof(v));
+	(void)n;
+	event_loop_modify(&vm->loop, vm->cfg.console_in_fd, EPOLLIN);
+}
+
+static int setup_loop(struct vm *vm)
+{
+	int r = event_loop_init(&vm->loop);
+	if (r < 0)
+		return r;
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	/* Blocked here, before vCPU threads exist, so every thread inherits the mask and the
+	 * signals arrive only through the signalfd. */
+	if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0)
+		return err_set(EINVAL, "pthread_sigmask");
+	vm->signal_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (vm->signal_fd < 0)
+		return err_errno("signalfd");
+	r = event_loop_add(&vm->loop, vm->stop_efd, EPOLLIN, on_stop_event, vm);
+	if (r == 0)
+		r = event_loop_add(&vm->loop, vm->signal_fd, EPOLLIN, on_signal, vm);
+	if (r == 0)
+		r = event_loop_add(&vm->loop, vm->rx_room_efd, EPOLLIN, on_rx_room, vm);
+	if (r == 0 && vm->cfg.console_in_fd >= 0) {
+		int fl = fcntl(vm->cfg.console_in_fd, F_GETFL);
+		if (fl >= 0)
+			fcntl(vm->cfg.console_in_fd, F_SETFL, fl | O_NONBLOCK);
+		if (event_loop_add(&vm->loop, vm->cfg.console_in_fd, EPOLLIN, on_console_input,
+				   vm) < 0) {
+			/* Regular files and /dev/null cannot be polled: no console input then. */
+			log_debug("console input not pollable: %s", err_msg());
+			vm->cfg.console_in_fd = -1;
+		}
+	}
+	return r;
+}
+
+enum vm_stop_reason vm_run(struct vm *vm)
+{
+	int r = vcpu_init_signals();
+	if (r == 0)
+		r = setup_loop(vm);
+	for (unsigned i = 0; r == 0 && i < vm->nvcpus; i++)
+		r = vcpu_start(&vm->vcpus[i]);
+	if (r == 0)
+		r = event_loop_run(&vm->loop);
+	if (r < 0) {
+		log_error("%s", err_msg());
+		on_stop(vm, VM_STOP_MONITOR_ERROR);
+	}
+	vm->metrics.stop_ns = timing_now_ns();
+	atomic_store(&vm->stopping, true);
+	for (unsigned i = 0; i < vm->nvcpus; i++)
+		vcpu_kick(&vm->vcpus[i]);
+	for (unsigned i = 0; i < vm->nvcpus; i++)
+		vcpu_join(&vm->vcpus[i]);
+	return (enum vm_stop_reason)atomic_load(&vm->stop_reason);
+}
+
+void vm_destroy(struct vm *vm)
+{
+	for (unsigned i = 0; i < vm->nvcpus; i++)
+		vcpu_destroy(&vm->vcpus[i]);
+	vm->nvcpus = 0;
+	event_loop_destroy(&vm->loop);
+	int fds[] = {vm->signal_fd, vm->stop_efd, vm->rx_room_efd};
+	for (unsigned i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	uint64_t t0 = timing_now_ns();
+	/* Closing the VM waits for the SRCU grace periods the irqchip and PIT queued. */
+	if (vm->vm_fd >= 0)
+		close(vm->vm_fd);
+	if (vm->kvm_fd >= 0)
+		close(vm->kvm_fd);
+	gmem_destroy(&vm->mem);
+	vm->metrics.teardown_ns = timing_now_ns() - t0;
+	serial_destroy(&vm->serial);
+	free(vm->supported_cpuid);
+	vm->supported_cpuid = NULL;
+	vm->vm_fd = vm->kvm_fd = -1;
+}
+
+const char *vm_stop_reason_name(enum vm_stop_reason reason)
+{
+	switch (reason) {
+	case VM_STOP_NONE:
+		return "running";
+	case VM_STOP_GUEST_RESET:
+		return "guest reset";
+	case VM_STOP_GUEST_PANIC:
+		return "guest panic";
+	case VM_STOP_TRIPLE_FAULT:
+		return "triple fault";
+	case VM_STOP_EMULATION_FAILURE:
+		return "emulation failure";
+	case VM_STOP_INTERNAL_ERROR:
+		return "KVM internal error";
+	case VM_STOP_MONITOR_ERROR:
+		return "monitor error";
+	case VM_STOP_SIGNAL:
+		return "stopped by signal";
+	case VM_STOP_REQUEST:
+		return "stopped on request";
+	}
+	return "unknown";
+}
+
+int vm_exit_code(const struct vm *vm, enum vm_stop_reason reason)
+{
+	switch (reason) {
+	case VM_STOP_GUEST_RESET:
+		return atomic_load(&vm->panic_seen) ? EMBER_EXIT_GUEST_PANIC : EMBER_EXIT_OK;
+	case VM_STOP_REQUEST:
+		return EMBER_EXIT_OK;
+	case VM_STOP_GUEST_PANIC:
+		return EMBER_EXIT_GUEST_PANIC;
+	case VM_STOP_TRIPLE_FAULT:
+		return EMBER_EXIT_TRIPLE_FAULT;
+	case VM_STOP_EMULATION_FAILURE:
+		return EMBER_EXIT_EMULATION_FAILURE;
+	case VM_STOP_INTERNAL_ERROR:
+		return EMBER_EXIT_INTERNAL_ERROR;
+	case VM_STOP_SIGNAL:
+		return EMBER_EXIT_SIGNAL_BASE + atomic_load(&vm->stop_signal);
+	case VM_STOP_NONE:
+	case VM_STOP_MONITOR_ERROR:
+		break;
+	}
+	return EMBER_EXIT_MONITOR_ERROR;
+}

@@ -1,0 +1,77 @@
+/* One microVM: KVM objects, guest memory, devices and vCPUs, and its lifecycle. Built in levels
+ * (KVM and memory, then the in-kernel irqchip, then devices and vCPUs, then the boot image) and
+ * torn down in reverse. */
+#pragma once
+
+#include "common/vm_event.h"
+#include "devices/bus.h"
+#include "devices/legacy/boot_timer.h"
+#include "devices/legacy/i8042.h"
+#include "devices/legacy/pvpanic.h"
+#include "devices/legacy/serial.h"
+#include "memory/boot.h"
+#include "memory/guest_mem.h"
+#include "monitor/event_loop.h"
+#include "vcpu/cpuid.h"
+#include "vcpu/vcpu.h"
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define VM_MAX_VCPUS MPTABLE_MAX_CPUS
+
+struct vm_config {
+	const char *kernel_path;
+	const char *initrd_path;
+	const char *cmdline;
+	enum boot_protocol protocol;
+	unsigned vcpus;
+	uint64_t mem_mib;
+	bool boot_timer_report; /* print the boot time when the guest writes the boot timer */
+	int console_out_fd;
+	int console_in_fd; /* -1: no console input */
+};
+
+struct vm_metrics {
+	uint64_t start_ns;       /* vm_run() began */
+	_Atomic uint64_t first_run_ns;   /* vCPU 0 first entered KVM_RUN */
+	_Atomic uint64_t boot_timer_ns;  /* the guest wrote the boot-timer byte */
+	uint64_t stop_ns;        /* the stop was requested */
+	uint64_t teardown_ns;    /* KVM objects closed */
+};
+
+struct vm {
+	struct vm_config cfg;
+	int kvm_fd, vm_fd;
+	struct guest_mem mem;
+	struct bus pio, mmio;
+	struct cpuid_table *supported_cpuid;
+	struct vcpu vcpus[VM_MAX_VCPUS];
+	unsigned nvcpus;
+	struct vcpu_env vcpu_env;
+	struct vm_events events;
+	struct serial serial;
+	struct i8042 i8042;
+	struct pvpanic pvpanic;
+	struct boot_timer boot_timer;
+	struct boot_result boot;
+	struct event_loop loop;
+	int stop_efd;    /* written by whoever asks the VM to stop */
+	int signal_fd;   /* SIGINT, SIGTERM, SIGHUP */
+	int rx_room_efd; /* the serial port has room for input again */
+	atomic_bool stopping;
+	_Atomic int stop_reason;
+	_Atomic int stop_signal;
+	atomic_bool panic_seen;
+	struct vm_metrics metrics;
+};
+
+/* Build the VM from its configuration, up to the moment before vCPUs start. */
+int vm_create(struct vm *vm, const struct vm_config *cfg);
+/* Start the vCPUs and serve the VM until it stops; returns the stop reason. */
+enum vm_stop_reason vm_run(struct vm *vm);
+void vm_destroy(struct vm *vm);
+/* The `ember` exit code for a stop reason. */
+int vm_exit_code(const struct vm *vm, enum vm_stop_reason reason);
+const char *vm_stop_reason_name(enum vm_stop_reason reason);
