@@ -137,9 +137,11 @@ static int create_kvm(struct vm *vm)
 
 static int create_memory(struct vm *vm)
 {
-	int r = gmem_create(&vm->mem, vm->cfg.mem_mib * MiB);
-	if (r < 0)
-		return r;
+	return gmem_create(&vm->mem, vm->cfg.mem_mib * MiB);
+}
+
+static int create_memslots(struct vm *vm)
+{
 	/* Every memslot is set before the irqchip exists: each io-bus registration queues an
 	 * SRCU grace period that the next memslot change would wait for. */
 	for (unsigned i = 0; i < vm->mem.nregions; i++) {
@@ -220,18 +222,17 @@ static int load_guest(struct vm *vm)
 	int r = boot_prepare(&vm->mem, &bc, &vm->boot);
 	if (r < 0)
 		return r;
+	if (vm->boot.kernel.protocol == BOOT_PROTOCOL_PVH)
+		return boot_write_pvh_gdt(&vm->mem);
+	return boot_write_long_mode_tables(&vm->mem);
+}
+
+static int set_boot_vcpu(struct vm *vm)
+{
 	struct vcpu *bsp = &vm->vcpus[0];
-	if (vm->boot.kernel.protocol == BOOT_PROTOCOL_PVH) {
-		r = boot_write_pvh_gdt(&vm->mem);
-		if (r == 0)
-			r = vcpu_set_boot_state_pvh(bsp, vm->boot.entry, vm->boot.boot_info_addr);
-	} else {
-		r = boot_write_long_mode_tables(&vm->mem);
-		if (r == 0)
-			r = vcpu_set_boot_state_long_mode(bsp, vm->boot.entry,
-							  vm->boot.boot_info_addr);
-	}
-	return r;
+	if (vm->boot.kernel.protocol == BOOT_PROTOCOL_PVH)
+		return vcpu_set_boot_state_pvh(bsp, vm->boot.entry, vm->boot.boot_info_addr);
+	return vcpu_set_boot_state_long_mode(bsp, vm->boot.entry, vm->boot.boot_info_addr);
 }
 
 int vm_create(struct vm *vm, const struct vm_config *cfg)
@@ -254,9 +255,15 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	vm->rx_room_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (vm->stop_efd < 0 || vm->rx_room_efd < 0)
 		return err_errno("eventfd");
-	int r = create_kvm(vm);
+	/* Images are checked and loaded into fresh guest memory before KVM is touched, so a bad
+	 * image is reported as such on any host. */
+	int r = create_memory(vm);
 	if (r == 0)
-		r = create_memory(vm);
+		r = load_guest(vm);
+	if (r == 0)
+		r = create_kvm(vm);
+	if (r == 0)
+		r = create_memslots(vm);
 	if (r == 0)
 		r = create_irqchip(vm);
 	if (r == 0)
@@ -264,7 +271,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	if (r == 0)
 		r = create_vcpus(vm);
 	if (r == 0)
-		r = load_guest(vm);
+		r = set_boot_vcpu(vm);
 	return r;
 }
 
