@@ -1,0 +1,40 @@
+/* Checks: each prints exactly one "CHECK <name> PASS|FAIL ..." line. A
+ * failure ends the run at once (pvpanic, then reset). */
+#ifndef UK_CHECKS_H
+#define UK_CHECKS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct options {
+	uint64_t mem_mib;  /* mem: MiB to touch (default 16) */
+	uint64_t cpus;     /* smp: expected CPUs, 0 = MP table or 1 */
+	uint64_t ticks;    /* timer: LAPIC interrupts to wait for (default 10) */
+	uint64_t tick_us;  /* timer: LAPIC timer period (default 100) */
+};
+
+extern struct options opts;
+/* Name of the running check, for the exception report; in .data so that it
+ * reads as null even before BSS is cleared. */
+extern const char *current_check;
+
+void check_pass(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+__attribute__((noreturn)) void check_fail(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
+/* For a check that already printed "CHECK <name> " itself. */
+void check_finish(bool pass, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+__attribute__((noreturn)) void machine_stop(bool failed);
+
+void check_hello(void);
+void check_bootinfo(void);
+void check_timer(void);
+void check_smp(void);
+void check_mem(void);
+void check_counter(void);
+void check_triplefault(void);
+void check_panic(void);
+void check_emufail(void);
+void check_echo(void);
+
+#endif
