@@ -5,13 +5,13 @@
 volatile uint64_t lapic_ticks;
 volatile uint64_t serial_irqs;
 
-#define ICR_BUSY (1u << 12)
+#define ICR_BUSY	 (1u << 12)
 #define ICR_ALL_BUT_SELF (3u << 18)
 
-#define IOAPIC_REGSEL 0x00
-#define IOAPIC_WINDOW 0x10
+#define IOAPIC_REGSEL	  0x00
+#define IOAPIC_WINDOW	  0x10
 #define IOAPIC_REDIR(pin) (0x10 + 2 * (pin))
-#define REDIR_MASKED (1u << 16)
+#define REDIR_MASKED	  (1u << 16)
 
 uint32_t lapic_read(uint32_t reg)
 {

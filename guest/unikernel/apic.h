@@ -6,16 +6,16 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define LAPIC_ID 0x020
-#define LAPIC_TPR 0x080
-#define LAPIC_SVR 0x0f0
-#define LAPIC_ICR_LO 0x300
-#define LAPIC_ICR_HI 0x310
-#define LAPIC_LVT_TIMER 0x320
+#define LAPIC_ID	 0x020
+#define LAPIC_TPR	 0x080
+#define LAPIC_SVR	 0x0f0
+#define LAPIC_ICR_LO	 0x300
+#define LAPIC_ICR_HI	 0x310
+#define LAPIC_LVT_TIMER	 0x320
 #define LAPIC_TIMER_INIT 0x380
-#define LAPIC_TIMER_DIV 0x3e0
+#define LAPIC_TIMER_DIV	 0x3e0
 
-#define LVT_MASKED (1u << 16)
+#define LVT_MASKED	   (1u << 16)
 #define LVT_TIMER_PERIODIC (1u << 17)
 
 /* Counted by the CPL0 handlers in vectors.S. */

@@ -21,13 +21,6 @@ static inline uint8_t inb(uint16_t port)
 	return v;
 }
 
-/* One instruction for a whole buffer: KVM hands it to the monitor as one
- * KVM_EXIT_IO with count = n instead of n exits. */
-static inline void outsb(uint16_t port, const void *buf, size_t n)
-{
-	__asm__ volatile("rep outsb" : "+S"(buf), "+c"(n) : "d"(port) : "memory");
-}
-
 static inline uint32_t mmio_read32(uint64_t addr)
 {
 	return *(volatile uint32_t *)(uintptr_t)addr;
@@ -40,7 +33,9 @@ static inline void mmio_write32(uint64_t addr, uint32_t v)
 
 static inline void cpuid(uint32_t leaf, uint32_t sub, uint32_t r[4])
 {
-	__asm__ volatile("cpuid" : "=a"(r[0]), "=b"(r[1]), "=c"(r[2]), "=d"(r[3]) : "a"(leaf), "c"(sub));
+	__asm__ volatile("cpuid"
+			 : "=a"(r[0]), "=b"(r[1]), "=c"(r[2]), "=d"(r[3])
+			 : "a"(leaf), "c"(sub));
 }
 
 static inline uint64_t rdtsc(void)

@@ -8,28 +8,28 @@ struct boot_info boot;
 
 /* Linux boot_params (the zero page), offsets from Documentation/arch/x86/zero-page.rst. */
 #define BP_EXT_RAMDISK_IMAGE 0x0c0
-#define BP_EXT_RAMDISK_SIZE 0x0c4
-#define BP_EXT_CMD_LINE_PTR 0x0c8
-#define BP_E820_ENTRIES 0x1e8
-#define BP_HDR_MAGIC 0x202 /* "HdrS" */
-#define BP_RAMDISK_IMAGE 0x218
-#define BP_RAMDISK_SIZE 0x21c
-#define BP_CMD_LINE_PTR 0x228
-#define BP_E820_TABLE 0x2d0
-#define BP_E820_MAX 128
-#define HDRS_MAGIC 0x53726448
+#define BP_EXT_RAMDISK_SIZE  0x0c4
+#define BP_EXT_CMD_LINE_PTR  0x0c8
+#define BP_E820_ENTRIES	     0x1e8
+#define BP_HDR_MAGIC	     0x202 /* "HdrS" */
+#define BP_RAMDISK_IMAGE     0x218
+#define BP_RAMDISK_SIZE	     0x21c
+#define BP_CMD_LINE_PTR	     0x228
+#define BP_E820_TABLE	     0x2d0
+#define BP_E820_MAX	     128
+#define HDRS_MAGIC	     0x53726448
 
 /* struct hvm_start_info (Xen public/arch-x86/hvm/start_info.h). */
-#define SI_MAGIC 0
-#define SI_VERSION 4
-#define SI_NR_MODULES 12
-#define SI_MODLIST 16
-#define SI_CMDLINE 24
-#define SI_MEMMAP 40
+#define SI_MAGIC	  0
+#define SI_VERSION	  4
+#define SI_NR_MODULES	  12
+#define SI_MODLIST	  16
+#define SI_CMDLINE	  24
+#define SI_MEMMAP	  40
 #define SI_MEMMAP_ENTRIES 48
-#define SI_MAGIC_VALUE 0x336ec578
-#define SI_MODLIST_ENTRY 32
-#define SI_MEMMAP_ENTRY 24
+#define SI_MAGIC_VALUE	  0x336ec578
+#define SI_MODLIST_ENTRY  32
+#define SI_MEMMAP_ENTRY	  24
 
 /* Loader addresses are trusted no further than our identity map reaches. */
 static const uint8_t *phys(uint64_t addr, uint64_t len)
@@ -63,12 +63,12 @@ static void parse_linux64(uint64_t info)
 	if (!bp)
 		return;
 	boot.info_valid = load_u32(bp + BP_HDR_MAGIC) == HDRS_MAGIC;
-	copy_cmdline(load_u32(bp + BP_CMD_LINE_PTR) |
-		     (uint64_t)load_u32(bp + BP_EXT_CMD_LINE_PTR) << 32);
-	boot.initrd_addr = load_u32(bp + BP_RAMDISK_IMAGE) |
-			   (uint64_t)load_u32(bp + BP_EXT_RAMDISK_IMAGE) << 32;
-	boot.initrd_size = load_u32(bp + BP_RAMDISK_SIZE) |
-			   (uint64_t)load_u32(bp + BP_EXT_RAMDISK_SIZE) << 32;
+	copy_cmdline(load_u32(bp + BP_CMD_LINE_PTR) | (uint64_t)load_u32(bp + BP_EXT_CMD_LINE_PTR)
+							  << 32);
+	boot.initrd_addr =
+	    load_u32(bp + BP_RAMDISK_IMAGE) | (uint64_t)load_u32(bp + BP_EXT_RAMDISK_IMAGE) << 32;
+	boot.initrd_size =
+	    load_u32(bp + BP_RAMDISK_SIZE) | (uint64_t)load_u32(bp + BP_EXT_RAMDISK_SIZE) << 32;
 	uint32_t n = bp[BP_E820_ENTRIES];
 	if (n > BP_E820_MAX)
 		n = BP_E820_MAX;

@@ -7,8 +7,8 @@
 #include <stdint.h>
 
 #define CMDLINE_MAX 4096
-#define MEM_MAX 128
-#define E820_RAM 1
+#define MEM_MAX	    128
+#define E820_RAM    1
 
 struct mem_range {
 	uint64_t addr, size;

@@ -14,7 +14,8 @@ void check_hello(void)
 void check_bootinfo(void)
 {
 	if (!boot.info_valid)
-		check_fail("proto=%s no boot information at 0x%lx", boot_proto_name(), boot.info_addr);
+		check_fail("proto=%s no boot information at 0x%lx", boot_proto_name(),
+			   boot.info_addr);
 	if (!boot.nmem)
 		check_fail("proto=%s empty memory map", boot_proto_name());
 

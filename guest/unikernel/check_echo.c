@@ -4,10 +4,10 @@
 #include "checks.h"
 #include "console.h"
 
-#define UART_LSR 5
-#define LSR_DATA_READY 0x01
+#define UART_LSR	5
+#define LSR_DATA_READY	0x01
 #define ECHO_TIMEOUT_US 30000000
-#define POLL_GAP_US 20 /* a UART poll is an exit; a TSC spin is not */
+#define POLL_GAP_US	20 /* a UART poll is an exit; a TSC spin is not */
 
 void check_echo(void)
 {

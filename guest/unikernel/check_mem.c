@@ -5,7 +5,7 @@
 #include "checks.h"
 #include "console.h"
 
-#define PAGE ((uint64_t)4096)
+#define PAGE	((uint64_t)4096)
 #define PATTERN ((uint64_t)0x9e3779b97f4a7c15)
 
 struct span {
@@ -73,8 +73,8 @@ void check_mem(void)
 	for (uint32_t i = 0; i < n; i++)
 		avail += spans[i].end - spans[i].start;
 	if (avail < want)
-		check_fail("mem_mib=%lu but only %lu MiB usable above 0x%x", opts.mem_mib, avail >> 20,
-			   KERNEL_END);
+		check_fail("mem_mib=%lu but only %lu MiB usable above 0x%x", opts.mem_mib,
+			   avail >> 20, KERNEL_END);
 
 	uint64_t left = want;
 	for (uint32_t i = 0; i < n && left; i++)
@@ -82,7 +82,8 @@ void check_mem(void)
 			fill_page(a);
 	left = want;
 	for (uint32_t i = 0; i < n && left; i++)
-		for (uint64_t a = spans[i].start; a < spans[i].end && left; a += PAGE, left -= PAGE) {
+		for (uint64_t a = spans[i].start; a < spans[i].end && left;
+		     a += PAGE, left -= PAGE) {
 			uint64_t bad = verify_page(a);
 			if (bad)
 				check_fail("mismatch at 0x%lx: read 0x%lx, wrote 0x%lx", bad,

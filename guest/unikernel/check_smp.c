@@ -56,7 +56,7 @@ static bool is_ram(uint64_t a, uint64_t len)
 static uint64_t trampoline_page(void)
 {
 	static const uint32_t candidates[] = {TRAMPOLINE_ADDR, 0x6000, 0x5000, 0x4000,
-					      0x3000, 0x2000, 0x1000};
+					      0x3000,	       0x2000, 0x1000};
 	for (size_t i = 0; i < sizeof(candidates) / sizeof(candidates[0]); i++) {
 		uint64_t p = candidates[i];
 		if (is_ram(p, 4096) && !overlaps(p, 4096, boot.initrd_addr, boot.initrd_size))
@@ -85,7 +85,9 @@ static void start_aps(uint32_t want)
 	memcpy((void *)(uintptr_t)page, ap_trampoline, ap_trampoline_end - ap_trampoline);
 	if (!lapic_ipi_all_but_self(ICR_INIT))
 		check_fail("INIT IPI not delivered (ICR busy)");
-	delay_us(10000);
+	/* KVM orders INIT before SIPI by itself; QEMU's TCG needs a moment. A
+	 * CPU the INIT caught late is started by the second SIPI. */
+	delay_us(1000);
 	for (int sipi = 0; sipi < 2; sipi++) {
 		if (!lapic_ipi_all_but_self(ICR_SIPI | (uint32_t)(page >> 12)))
 			check_fail("SIPI not delivered (ICR busy)");

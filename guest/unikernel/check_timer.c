@@ -6,14 +6,14 @@
 #include "checks.h"
 #include "console.h"
 
-#define SERIAL_IRQ_PIN 4
-#define UART_IER 1
-#define UART_MCR 4
-#define UART_LSR 5
-#define IER_THRE 0x02
+#define SERIAL_IRQ_PIN	 4
+#define UART_IER	 1
+#define UART_MCR	 4
+#define UART_LSR	 5
+#define IER_THRE	 0x02
 #define MCR_DTR_RTS_OUT2 0x0b /* OUT2 gates the IRQ line on PC UARTs */
-#define LSR_THRE 0x20
-#define TIMER_DIV_1 0x0b
+#define LSR_THRE	 0x20
+#define TIMER_DIV_1	 0x0b
 
 static bool wait_count(volatile uint64_t *count, uint64_t target, uint64_t timeout_us)
 {
@@ -86,7 +86,8 @@ void check_timer(void)
 
 	uint64_t bytes = sizeof(prefix) - 1;
 	bool pass = ticks >= opts.ticks && acked == bytes;
-	check_finish(pass, "lapic_ticks=%lu lapic_us=%lu serial_irqs=%lu serial_bytes=%lu/%lu%s", ticks,
-		     elapsed_us, irqs, acked, bytes,
-		     pass ? "" : (ticks < opts.ticks ? " (too few timer ticks)" : " (THRE irq missing)"));
+	check_finish(
+	    pass, "lapic_ticks=%lu lapic_us=%lu serial_irqs=%lu serial_bytes=%lu/%lu%s", ticks,
+	    elapsed_us, irqs, acked, bytes,
+	    pass ? "" : (ticks < opts.ticks ? " (too few timer ticks)" : " (THRE irq missing)"));
 }

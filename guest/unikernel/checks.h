@@ -7,10 +7,10 @@
 #include <stdint.h>
 
 struct options {
-	uint64_t mem_mib;  /* mem: MiB to touch (default 16) */
-	uint64_t cpus;     /* smp: expected CPUs, 0 = MP table or 1 */
-	uint64_t ticks;    /* timer: LAPIC interrupts to wait for (default 10) */
-	uint64_t tick_us;  /* timer: LAPIC timer period (default 100) */
+	uint64_t mem_mib; /* mem: MiB to touch (default 16) */
+	uint64_t cpus;	  /* smp: expected CPUs, 0 = MP table or 1 */
+	uint64_t ticks;	  /* timer: LAPIC interrupts to wait for (default 10) */
+	uint64_t tick_us; /* timer: LAPIC timer period (default 250) */
 };
 
 extern struct options opts;
@@ -20,7 +20,7 @@ extern const char *current_check;
 
 void check_pass(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 __attribute__((noreturn)) void check_fail(const char *fmt, ...)
-	__attribute__((format(printf, 1, 2)));
+    __attribute__((format(printf, 1, 2)));
 /* For a check that already printed "CHECK <name> " itself. */
 void check_finish(bool pass, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -46,7 +46,12 @@ bool cpu_has_1g_pages(void)
 	return r[3] & (1u << 26);
 }
 
+/* Cached: CPUID is an exit, and boot parsing asks per byte. */
 uint64_t mapped_top(void)
 {
-	return cpu_has_1g_pages() ? MAPPED_TOP_1G : MAPPED_TOP_2M;
+	static uint64_t top;
+
+	if (!top)
+		top = cpu_has_1g_pages() ? MAPPED_TOP_1G : MAPPED_TOP_2M;
+	return top;
 }
