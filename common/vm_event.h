@@ -4,14 +4,14 @@
 
 enum vm_stop_reason {
 	VM_STOP_NONE = 0,
-	VM_STOP_GUEST_RESET,      /* i8042 reset or KVM system event: the guest asked to stop */
-	VM_STOP_GUEST_PANIC,      /* pvpanic, or a reset right after a kernel panic message */
-	VM_STOP_TRIPLE_FAULT,     /* KVM_EXIT_SHUTDOWN */
-	VM_STOP_EMULATION_FAILURE,/* KVM could not emulate an instruction */
-	VM_STOP_INTERNAL_ERROR,   /* other KVM internal errors, failed VM entry */
-	VM_STOP_MONITOR_ERROR,    /* the monitor itself failed */
-	VM_STOP_SIGNAL,           /* SIGINT/SIGTERM/SIGHUP: the user stopped it */
-	VM_STOP_REQUEST,          /* a client asked the monitor to stop */
+	VM_STOP_GUEST_RESET,	   /* i8042 reset or KVM system event: the guest asked to stop */
+	VM_STOP_GUEST_PANIC,	   /* pvpanic, or a reset right after a kernel panic message */
+	VM_STOP_TRIPLE_FAULT,	   /* KVM_EXIT_SHUTDOWN */
+	VM_STOP_EMULATION_FAILURE, /* KVM could not emulate an instruction */
+	VM_STOP_INTERNAL_ERROR,	   /* other KVM internal errors, failed VM entry */
+	VM_STOP_MONITOR_ERROR,	   /* the monitor itself failed */
+	VM_STOP_SIGNAL,		   /* SIGINT/SIGTERM/SIGHUP: the user stopped it */
+	VM_STOP_REQUEST,	   /* a client asked the monitor to stop */
 };
 
 /* `ember` exit codes; documented in --help and the README. */

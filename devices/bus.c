@@ -20,8 +20,8 @@ int bus_register(struct bus *b, uint64_t base, uint64_t len, bus_access_fn acces
 	for (unsigned i = 0; i < b->n; i++) {
 		const struct bus_range *r = &b->ranges[i];
 		if (base < r->base + r->len && r->base < base + len)
-			return err_set(EEXIST, "%s bus: %s at 0x%llx overlaps %s at 0x%llx", b->name,
-				       name, (unsigned long long)base, r->name,
+			return err_set(EEXIST, "%s bus: %s at 0x%llx overlaps %s at 0x%llx",
+				       b->name, name, (unsigned long long)base, r->name,
 				       (unsigned long long)r->base);
 	}
 	if (b->n == BUS_MAX_RANGES)
@@ -44,8 +44,9 @@ static void note_unknown(struct bus *b, uint64_t addr, uint32_t len, bool is_wri
 		b->unknown[b->nunknown++] = addr;
 	pthread_mutex_unlock(&unknown_lock);
 	if (first)
-		log_info("guest %s %s 0x%llx (%u bytes), which Ember does not emulate (logged once)",
-			 is_write ? "wrote" : "read", b->name, (unsigned long long)addr, len);
+		log_info(
+		    "guest %s %s 0x%llx (%u bytes), which Ember does not emulate (logged once)",
+		    is_write ? "wrote" : "read", b->name, (unsigned long long)addr, len);
 }
 
 bool bus_access(struct bus *b, uint64_t addr, uint8_t *data, uint32_t len, bool is_write)

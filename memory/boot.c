@@ -37,18 +37,19 @@ int boot_prepare(struct guest_mem *gm, const struct boot_config *cfg, struct boo
 
 	struct e820_entry map[E820_MAX];
 	struct boot_inputs in = {
-		.cmdline_addr = LAYOUT_CMDLINE_ADDR,
-		.cmdline_size = cmdline_len,
-		.initrd_addr = out->initrd_addr,
-		.initrd_size = out->initrd_size,
-		.e820 = map,
-		.ne820 = e820_build(gm, map, E820_MAX),
+	    .cmdline_addr = LAYOUT_CMDLINE_ADDR,
+	    .cmdline_size = cmdline_len,
+	    .initrd_addr = out->initrd_addr,
+	    .initrd_size = out->initrd_size,
+	    .e820 = map,
+	    .ne820 = e820_build(gm, map, E820_MAX),
 	};
 
 	uint8_t *mp = gmem_ptr(gm, LAYOUT_MPTABLE_ADDR, LAYOUT_EBDA_END - LAYOUT_MPTABLE_ADDR);
 	if (!mp)
 		return err_set(EINVAL, "no guest RAM for the MP table");
-	r = mptable_build(mp, LAYOUT_EBDA_END - LAYOUT_MPTABLE_ADDR, LAYOUT_MPTABLE_ADDR, cfg->ncpus);
+	r = mptable_build(mp, LAYOUT_EBDA_END - LAYOUT_MPTABLE_ADDR, LAYOUT_MPTABLE_ADDR,
+			  cfg->ncpus);
 	if (r < 0)
 		return r;
 

@@ -12,7 +12,8 @@
 #include <stdint.h>
 
 enum boot_protocol {
-	BOOT_PROTOCOL_AUTO, /* PVH when the image carries the note, else the Linux 64-bit protocol */
+	BOOT_PROTOCOL_AUTO, /* PVH when the image carries the note, else the Linux 64-bit protocol
+			     */
 	BOOT_PROTOCOL_LINUX64,
 	BOOT_PROTOCOL_PVH,
 };
@@ -38,10 +39,10 @@ struct elf_info {
 };
 
 struct bzimage_info {
-	struct setup_header hdr;  /* as the image carries it */
-	uint64_t payload_offset;  /* the protected-mode part starts here in the file */
+	struct setup_header hdr; /* as the image carries it */
+	uint64_t payload_offset; /* the protected-mode part starts here in the file */
 	uint64_t payload_size;
-	uint64_t min_ram;         /* RAM needed for the kernel to decompress in place */
+	uint64_t min_ram; /* RAM needed for the kernel to decompress in place */
 };
 
 /* The outcome of loading a kernel, and what the boot tables need to know about it. */
@@ -122,8 +123,8 @@ int mptable_build(uint8_t *buf, size_t size, uint64_t gpa, unsigned ncpus);
 struct boot_config {
 	const char *kernel_path;
 	const char *initrd_path; /* may be NULL */
-	const char *cmdline;     /* the user's part; may be NULL */
-	const char *fragments;   /* the monitor's part */
+	const char *cmdline;	 /* the user's part; may be NULL */
+	const char *fragments;	 /* the monitor's part */
 	enum boot_protocol protocol;
 	unsigned ncpus;
 };

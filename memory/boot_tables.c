@@ -105,11 +105,11 @@ int pvh_start_info_build(uint8_t *page, size_t page_size, uint64_t page_gpa,
 		return err_set(E2BIG, "PVH start info needs %zu bytes, has %zu", need, page_size);
 	memset(page, 0, need);
 	struct pvh_start_info si = {
-		.magic = PVH_START_INFO_MAGIC,
-		.version = 1,
-		.cmdline_paddr = in->cmdline_addr,
-		.memmap_paddr = page_gpa + map_off,
-		.memmap_entries = in->ne820,
+	    .magic = PVH_START_INFO_MAGIC,
+	    .version = 1,
+	    .cmdline_paddr = in->cmdline_addr,
+	    .memmap_paddr = page_gpa + map_off,
+	    .memmap_entries = in->ne820,
 	};
 	if (in->initrd_size) {
 		struct pvh_module m = {.paddr = in->initrd_addr, .size = in->initrd_size};
@@ -120,7 +120,7 @@ int pvh_start_info_build(uint8_t *page, size_t page_size, uint64_t page_gpa,
 	memcpy(page, &si, sizeof(si));
 	for (unsigned i = 0; i < in->ne820; i++) {
 		struct pvh_memmap_entry e = {
-			.addr = in->e820[i].addr, .size = in->e820[i].size, .type = in->e820[i].type};
+		    .addr = in->e820[i].addr, .size = in->e820[i].size, .type = in->e820[i].type};
 		memcpy(page + map_off + i * sizeof(e), &e, sizeof(e));
 	}
 	return (int)need;

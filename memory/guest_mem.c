@@ -24,7 +24,7 @@ int gmem_layout(struct guest_mem *gm, uint64_t bytes)
 	gm->nregions = 1;
 	if (bytes > low) {
 		gm->regions[1] = (struct gmem_region){
-			.gpa = LAYOUT_HIGH_RAM_START, .size = bytes - low, .file_offset = low};
+		    .gpa = LAYOUT_HIGH_RAM_START, .size = bytes - low, .file_offset = low};
 		gm->nregions = 2;
 	}
 	return 0;

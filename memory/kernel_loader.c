@@ -28,8 +28,8 @@ static bool is_bzimage(const uint8_t *img, size_t size)
 	       memcmp(img + 0x202, "HdrS", 4) == 0;
 }
 
-static int load_elf(struct guest_mem *gm, const uint8_t *img, size_t size,
-		    enum boot_protocol want, struct kernel_image *out)
+static int load_elf(struct guest_mem *gm, const uint8_t *img, size_t size, enum boot_protocol want,
+		    struct kernel_image *out)
 {
 	struct elf_info info;
 	int r = elf_parse(img, size, &info);
@@ -72,10 +72,10 @@ static int load_bzimage(struct guest_mem *gm, const uint8_t *img, size_t size,
 	out->load_end = info.min_ram;
 	out->has_setup_header = true;
 	out->hdr = info.hdr;
-	out->cmdline_max = info.hdr.cmdline_size ? (uint64_t)info.hdr.cmdline_size + 1
-						 : DEFAULT_CMDLINE_MAX;
-	out->initrd_addr_max = info.hdr.initrd_addr_max ? info.hdr.initrd_addr_max
-							: DEFAULT_INITRD_ADDR_MAX;
+	out->cmdline_max =
+	    info.hdr.cmdline_size ? (uint64_t)info.hdr.cmdline_size + 1 : DEFAULT_CMDLINE_MAX;
+	out->initrd_addr_max =
+	    info.hdr.initrd_addr_max ? info.hdr.initrd_addr_max : DEFAULT_INITRD_ADDR_MAX;
 	if (info.hdr.xloadflags & XLF_CAN_BE_LOADED_ABOVE_4G)
 		out->initrd_addr_max = UINT64_MAX;
 	return 0;
@@ -157,8 +157,9 @@ int initrd_load_file(struct guest_mem *gm, const char *path, const struct kernel
 	if (len > top || align_down(top - len, 4096) < floor) {
 		if (data)
 			munmap((void *)data, len);
-		return err_set(E2BIG, "initrd %s (%zu bytes) does not fit between the kernel's end "
-				       "(0x%llx) and 0x%llx; give the guest more memory",
+		return err_set(E2BIG,
+			       "initrd %s (%zu bytes) does not fit between the kernel's end "
+			       "(0x%llx) and 0x%llx; give the guest more memory",
 			       path, len, (unsigned long long)floor, (unsigned long long)top);
 	}
 	*addr = align_down(top - len, 4096);
@@ -193,10 +194,12 @@ int cmdline_build(char *out, size_t out_size, const char *user, const char *frag
 	}
 	int n = snprintf(out, out_size, "%.*s%s%s%s%s", (int)user_len, user,
 			 user_len && fragments[0] ? " " : "", fragments,
-			 init_args && (user_len || fragments[0]) ? " " : "", init_args ? init_args : "");
+			 init_args && (user_len || fragments[0]) ? " " : "",
+			 init_args ? init_args : "");
 	if (n < 0 || (size_t)n >= out_size || (size_t)n + 1 > max)
-		return err_set(E2BIG, "kernel command line is %d bytes with the monitor's additions; "
-				       "the limit for this kernel is %zu",
+		return err_set(E2BIG,
+			       "kernel command line is %d bytes with the monitor's additions; "
+			       "the limit for this kernel is %zu",
 			       n, max - 1);
 	return 0;
 }

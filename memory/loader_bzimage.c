@@ -15,8 +15,8 @@ int bzimage_parse(const uint8_t *img, size_t size, struct bzimage_info *info)
 {
 	memset(info, 0, sizeof(*info));
 	if (size < SETUP_HEADER_OFFSET + sizeof(struct setup_header))
-		return err_set(EINVAL, "truncated bzImage: %zu bytes, shorter than its setup header",
-			       size);
+		return err_set(EINVAL,
+			       "truncated bzImage: %zu bytes, shorter than its setup header", size);
 	memcpy(&info->hdr, img + SETUP_HEADER_OFFSET, sizeof(info->hdr));
 	/* The header ends where the byte after its jump at 0x200 says; what follows in the file is
 	 * code, not header fields this kernel knows about. */
@@ -41,8 +41,9 @@ int bzimage_parse(const uint8_t *img, size_t size, struct bzimage_info *info)
 	info->payload_size = size - info->payload_offset;
 	/* syssize counts 16-byte paragraphs of the protected-mode part. */
 	if ((uint64_t)h->syssize * 16 > info->payload_size)
-		return err_set(EINVAL, "truncated bzImage: header says %llu bytes of kernel, file has "
-				       "%llu",
+		return err_set(EINVAL,
+			       "truncated bzImage: header says %llu bytes of kernel, file has "
+			       "%llu",
 			       (unsigned long long)h->syssize * 16,
 			       (unsigned long long)info->payload_size);
 	if (h->init_size == 0)
@@ -56,8 +57,9 @@ int bzimage_parse(const uint8_t *img, size_t size, struct bzimage_info *info)
 int bzimage_load(struct guest_mem *gm, const uint8_t *img, const struct bzimage_info *info)
 {
 	if (info->min_ram > gmem_low_end(gm))
-		return err_set(E2BIG, "kernel needs %llu MiB of RAM to unpack, the guest has %llu "
-				       "MiB below the MMIO gap",
+		return err_set(E2BIG,
+			       "kernel needs %llu MiB of RAM to unpack, the guest has %llu "
+			       "MiB below the MMIO gap",
 			       (unsigned long long)((info->min_ram + MiB - 1) / MiB),
 			       (unsigned long long)(gmem_low_end(gm) / MiB));
 	return gmem_write(gm, LAYOUT_HIMEM_START, img + info->payload_offset, info->payload_size);

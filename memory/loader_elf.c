@@ -15,9 +15,11 @@
 static int parse_notes(const uint8_t *img, size_t size, const Elf64_Phdr *ph, struct elf_info *info)
 {
 	if (!range_within(ph->p_offset, ph->p_filesz, size))
-		return err_set(EINVAL, "note segment at file offset 0x%llx+0x%llx runs past the end "
-				       "of the file (%zu bytes)",
-			       (unsigned long long)ph->p_offset, (unsigned long long)ph->p_filesz, size);
+		return err_set(EINVAL,
+			       "note segment at file offset 0x%llx+0x%llx runs past the end "
+			       "of the file (%zu bytes)",
+			       (unsigned long long)ph->p_offset, (unsigned long long)ph->p_filesz,
+			       size);
 	const uint8_t *p = img + ph->p_offset;
 	uint64_t left = ph->p_filesz;
 	while (left >= sizeof(Elf64_Nhdr)) {
@@ -71,8 +73,9 @@ int elf_parse(const uint8_t *img, size_t size, struct elf_info *info)
 	if (eh.e_phnum == 0)
 		return err_set(EINVAL, "ELF has no program headers");
 	if (!range_within(eh.e_phoff, (uint64_t)eh.e_phnum * sizeof(Elf64_Phdr), size))
-		return err_set(EINVAL, "ELF program headers (offset 0x%llx, %u entries) run past the "
-				       "end of the file (%zu bytes): truncated image?",
+		return err_set(EINVAL,
+			       "ELF program headers (offset 0x%llx, %u entries) run past the "
+			       "end of the file (%zu bytes): truncated image?",
 			       (unsigned long long)eh.e_phoff, eh.e_phnum, size);
 
 	info->load_start = UINT64_MAX;
@@ -89,32 +92,36 @@ int elf_parse(const uint8_t *img, size_t size, struct elf_info *info)
 		if (ph.p_type != PT_LOAD || ph.p_memsz == 0)
 			continue;
 		if (ph.p_filesz > ph.p_memsz)
-			return err_set(EINVAL, "program header %u: file size 0x%llx above memory size "
-					       "0x%llx",
+			return err_set(EINVAL,
+				       "program header %u: file size 0x%llx above memory size "
+				       "0x%llx",
 				       i, (unsigned long long)ph.p_filesz,
 				       (unsigned long long)ph.p_memsz);
 		if (!range_within(ph.p_offset, ph.p_filesz, size))
-			return err_set(EINVAL, "program header %u: segment at file offset 0x%llx+0x%llx "
-					       "runs past the end of the file (%zu bytes): "
-					       "truncated image?",
+			return err_set(EINVAL,
+				       "program header %u: segment at file offset 0x%llx+0x%llx "
+				       "runs past the end of the file (%zu bytes): "
+				       "truncated image?",
 				       i, (unsigned long long)ph.p_offset,
 				       (unsigned long long)ph.p_filesz, size);
 		uint64_t end;
 		if (add_overflows(ph.p_paddr, ph.p_memsz, &end))
 			return err_set(EINVAL, "program header %u: address overflows", i);
 		if (info->nsegments == ELF_MAX_LOAD_SEGMENTS)
-			return err_set(EINVAL, "more than %d loadable segments", ELF_MAX_LOAD_SEGMENTS);
+			return err_set(EINVAL, "more than %d loadable segments",
+				       ELF_MAX_LOAD_SEGMENTS);
 		info->segments[info->nsegments++] = (struct elf_segment){
-			.file_offset = ph.p_offset,
-			.file_size = ph.p_filesz,
-			.paddr = ph.p_paddr,
-			.mem_size = ph.p_memsz,
+		    .file_offset = ph.p_offset,
+		    .file_size = ph.p_filesz,
+		    .paddr = ph.p_paddr,
+		    .mem_size = ph.p_memsz,
 		};
 		if (ph.p_paddr < info->load_start)
 			info->load_start = ph.p_paddr;
 		if (end > info->load_end)
 			info->load_end = end;
-		/* vmlinux's e_entry is physical; other linkers give a virtual one. Accept either. */
+		/* vmlinux's e_entry is physical; other linkers give a virtual one. Accept either.
+		 */
 		if (!entry_found && eh.e_entry >= ph.p_paddr && eh.e_entry < end) {
 			info->entry64 = eh.e_entry;
 			entry_found = true;
@@ -137,14 +144,17 @@ int elf_load(struct guest_mem *gm, const uint8_t *img, const struct elf_info *in
 	for (unsigned i = 0; i < info->nsegments; i++) {
 		const struct elf_segment *s = &info->segments[i];
 		if (s->paddr < LAYOUT_HIMEM_START)
-			return err_set(EINVAL, "segment at 0x%llx is below 1 MiB, where the monitor "
-					       "keeps the boot tables",
+			return err_set(EINVAL,
+				       "segment at 0x%llx is below 1 MiB, where the monitor "
+				       "keeps the boot tables",
 				       (unsigned long long)s->paddr);
 		uint8_t *dst = gmem_ptr(gm, s->paddr, s->mem_size);
 		if (!dst)
-			return err_set(E2BIG, "segment at 0x%llx+0x%llx does not fit in guest RAM "
-					       "(%llu MiB below the MMIO gap)",
-				       (unsigned long long)s->paddr, (unsigned long long)s->mem_size,
+			return err_set(E2BIG,
+				       "segment at 0x%llx+0x%llx does not fit in guest RAM "
+				       "(%llu MiB below the MMIO gap)",
+				       (unsigned long long)s->paddr,
+				       (unsigned long long)s->mem_size,
 				       (unsigned long long)(gmem_low_end(gm) / MiB));
 		memcpy(dst, img + s->file_offset, s->file_size);
 		/* The tail (bss) is already zero: guest memory is fresh. */

@@ -9,9 +9,9 @@
 #include <stddef.h>
 #include <string.h>
 
-#define MP_IRQ_PINS     24
-#define APIC_VERSION    0x14
-#define IOAPIC_VERSION  0x11
+#define MP_IRQ_PINS    24
+#define APIC_VERSION   0x14
+#define IOAPIC_VERSION 0x11
 
 struct __attribute__((packed)) mpf_intel {
 	char signature[4]; /* "_MP_" */
@@ -101,12 +101,12 @@ int mptable_build(uint8_t *buf, size_t size, uint64_t gpa, unsigned ncpus)
 
 	for (unsigned i = 0; i < ncpus; i++) {
 		struct mpc_cpu c = {
-			.type = 0,
-			.apicid = (uint8_t)i,
-			.apicver = APIC_VERSION,
-			.cpuflag = 1 /* enabled */ | (i == 0 ? 2 /* bootstrap */ : 0),
-			.cpufeature = 0x600, /* family 6 */
-			.featureflag = (1u << 0) | (1u << 9), /* FPU, APIC */
+		    .type = 0,
+		    .apicid = (uint8_t)i,
+		    .apicver = APIC_VERSION,
+		    .cpuflag = 1 /* enabled */ | (i == 0 ? 2 /* bootstrap */ : 0),
+		    .cpufeature = 0x600,		  /* family 6 */
+		    .featureflag = (1u << 0) | (1u << 9), /* FPU, APIC */
 		};
 		memcpy(p, &c, sizeof(c));
 		p += sizeof(c);
@@ -136,8 +136,10 @@ int mptable_build(uint8_t *buf, size_t size, uint64_t gpa, unsigned ncpus)
 		count++;
 	}
 	/* LINT0 takes the 8259's ExtINT, LINT1 the NMI, on every CPU (0xff). */
-	struct mpc_intsrc lint0 = {.type = 4, .irqtype = MP_IRQTYPE_EXTINT, .dstapic = 0xff, .dstirq = 0};
-	struct mpc_intsrc lint1 = {.type = 4, .irqtype = MP_IRQTYPE_NMI, .dstapic = 0xff, .dstirq = 1};
+	struct mpc_intsrc lint0 = {
+	    .type = 4, .irqtype = MP_IRQTYPE_EXTINT, .dstapic = 0xff, .dstirq = 0};
+	struct mpc_intsrc lint1 = {
+	    .type = 4, .irqtype = MP_IRQTYPE_NMI, .dstapic = 0xff, .dstirq = 1};
 	memcpy(p, &lint0, sizeof(lint0));
 	p += sizeof(lint0);
 	memcpy(p, &lint1, sizeof(lint1));
@@ -145,22 +147,22 @@ int mptable_build(uint8_t *buf, size_t size, uint64_t gpa, unsigned ncpus)
 	count += 2;
 
 	struct mpc_table h = {
-		.signature = {'P', 'C', 'M', 'P'},
-		.length = (uint16_t)(p - tbl),
-		.spec = 4,
-		.oem = {'E', 'M', 'B', 'E', 'R', ' ', ' ', ' '},
-		.productid = {'E', 'M', 'B', 'E', 'R', '-', 'V', 'M', ' ', ' ', ' ', ' '},
-		.oemcount = count,
-		.lapic = (uint32_t)LAYOUT_LAPIC_ADDR,
+	    .signature = {'P', 'C', 'M', 'P'},
+	    .length = (uint16_t)(p - tbl),
+	    .spec = 4,
+	    .oem = {'E', 'M', 'B', 'E', 'R', ' ', ' ', ' '},
+	    .productid = {'E', 'M', 'B', 'E', 'R', '-', 'V', 'M', ' ', ' ', ' ', ' '},
+	    .oemcount = count,
+	    .lapic = (uint32_t)LAYOUT_LAPIC_ADDR,
 	};
 	memcpy(tbl, &h, sizeof(h));
 	tbl[offsetof(struct mpc_table, checksum)] = checksum(tbl, h.length);
 
 	struct mpf_intel f = {
-		.signature = {'_', 'M', 'P', '_'},
-		.physptr = (uint32_t)(gpa + sizeof(struct mpf_intel)),
-		.length = 1,
-		.specification = 4,
+	    .signature = {'_', 'M', 'P', '_'},
+	    .physptr = (uint32_t)(gpa + sizeof(struct mpf_intel)),
+	    .length = 1,
+	    .specification = 4,
 	};
 	memcpy(buf, &f, sizeof(f));
 	buf[offsetof(struct mpf_intel, checksum)] = checksum(buf, sizeof(f));

@@ -17,37 +17,41 @@
 
 void cmd_run_usage(void)
 {
-	printf("Usage: ember run --kernel PATH [options]\n"
-	       "\n"
-	       "Boot a microVM with its serial console on this terminal (guest output on stdout,\n"
-	       "stdin to the guest). Ember's own messages go to stderr.\n"
-	       "\n"
-	       "Options:\n"
-	       "  --kernel PATH          guest kernel: vmlinux-style ELF, ELF with a PVH note, or bzImage\n"
-	       "  --initrd PATH          initial ramdisk, placed at the top of low guest RAM\n"
-	       "  --cmdline STR          kernel command line; Ember appends its own part:\n"
-	       "                         \"console=ttyS0 reboot=k panic=1 pci=off nomodules i8042.*\"\n"
-	       "  --vcpus N              number of vCPUs, 1 to %d (default 1)\n"
-	       "  --mem-mib M            guest RAM in MiB, 2 to %llu (default %d); untouched pages cost\n"
-	       "                         the host nothing\n"
-	       "  --boot-protocol P      auto (default: PVH if the ELF has a PVH note, else Linux\n"
-	       "                         64-bit), linux (64-bit boot protocol), or pvh\n"
-	       "  --boot-timer           print the time from process start to the guest's boot-timer\n"
-	       "                         write (byte 123 at 0xc0000000) on stderr\n"
-	       "  --log-level L          error, warn (default), info or debug\n"
-	       "  --log-file PATH        write Ember's log there instead of stderr\n"
-	       "  -h, --help             this text\n"
-	       "\n"
-	       "Exit codes:\n"
-	       "  0    the guest asked to stop (i8042 reset, e.g. Linux reboot with reboot=k)\n"
-	       "  1    monitor error (bad image, KVM failure, ...)\n"
-	       "  2    bad command line\n"
-	       "  3    guest panic (pvpanic write, or a reset right after a kernel panic message)\n"
-	       "  4    triple fault\n"
-	       "  5    instruction emulation failure (the report shows the bytes at RIP)\n"
-	       "  6    other KVM internal error or failed VM entry\n"
-	       "  128+N  stopped by signal N (130 for Ctrl-C)\n",
-	       VM_MAX_VCPUS, LAYOUT_MAX_MEM_MIB, DEFAULT_MEM_MIB);
+	printf(
+	    "Usage: ember run --kernel PATH [options]\n"
+	    "\n"
+	    "Boot a microVM with its serial console on this terminal (guest output on stdout,\n"
+	    "stdin to the guest). Ember's own messages go to stderr.\n"
+	    "\n"
+	    "Options:\n"
+	    "  --kernel PATH          guest kernel: vmlinux-style ELF, ELF with a PVH note, or "
+	    "bzImage\n"
+	    "  --initrd PATH          initial ramdisk, placed at the top of low guest RAM\n"
+	    "  --cmdline STR          kernel command line; Ember appends its own part:\n"
+	    "                         \"console=ttyS0 reboot=k panic=1 pci=off nomodules "
+	    "i8042.*\"\n"
+	    "  --vcpus N              number of vCPUs, 1 to %d (default 1)\n"
+	    "  --mem-mib M            guest RAM in MiB, 2 to %llu (default %d); untouched pages "
+	    "cost\n"
+	    "                         the host nothing\n"
+	    "  --boot-protocol P      auto (default: PVH if the ELF has a PVH note, else Linux\n"
+	    "                         64-bit), linux (64-bit boot protocol), or pvh\n"
+	    "  --boot-timer           print the time from process start to the guest's boot-timer\n"
+	    "                         write (byte 123 at 0xc0000000) on stderr\n"
+	    "  --log-level L          error, warn (default), info or debug\n"
+	    "  --log-file PATH        write Ember's log there instead of stderr\n"
+	    "  -h, --help             this text\n"
+	    "\n"
+	    "Exit codes:\n"
+	    "  0    the guest asked to stop (i8042 reset, e.g. Linux reboot with reboot=k)\n"
+	    "  1    monitor error (bad image, KVM failure, ...)\n"
+	    "  2    bad command line\n"
+	    "  3    guest panic (pvpanic write, or a reset right after a kernel panic message)\n"
+	    "  4    triple fault\n"
+	    "  5    instruction emulation failure (the report shows the bytes at RIP)\n"
+	    "  6    other KVM internal error or failed VM entry\n"
+	    "  128+N  stopped by signal N (130 for Ctrl-C)\n",
+	    VM_MAX_VCPUS, LAYOUT_MAX_MEM_MIB, DEFAULT_MEM_MIB);
 }
 
 static struct termios saved_tty;
@@ -87,17 +91,17 @@ enum {
 };
 
 static const struct option run_options[] = {
-	{"kernel", required_argument, NULL, OPT_KERNEL},
-	{"initrd", required_argument, NULL, OPT_INITRD},
-	{"cmdline", required_argument, NULL, OPT_CMDLINE},
-	{"vcpus", required_argument, NULL, OPT_VCPUS},
-	{"mem-mib", required_argument, NULL, OPT_MEM},
-	{"boot-timer", no_argument, NULL, OPT_BOOT_TIMER},
-	{"boot-protocol", required_argument, NULL, OPT_PROTOCOL},
-	{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
-	{"log-file", required_argument, NULL, OPT_LOG_FILE},
-	{"help", no_argument, NULL, 'h'},
-	{NULL, 0, NULL, 0},
+    {"kernel", required_argument, NULL, OPT_KERNEL},
+    {"initrd", required_argument, NULL, OPT_INITRD},
+    {"cmdline", required_argument, NULL, OPT_CMDLINE},
+    {"vcpus", required_argument, NULL, OPT_VCPUS},
+    {"mem-mib", required_argument, NULL, OPT_MEM},
+    {"boot-timer", no_argument, NULL, OPT_BOOT_TIMER},
+    {"boot-protocol", required_argument, NULL, OPT_PROTOCOL},
+    {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+    {"log-file", required_argument, NULL, OPT_LOG_FILE},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
 };
 
 static int usage_error(const char *msg)
@@ -149,7 +153,8 @@ static int parse_run_args(int argc, char **argv, struct vm_config *cfg)
 		case OPT_LOG_LEVEL: {
 			enum log_level level;
 			if (log_parse_level(optarg, &level) < 0)
-				return usage_error("--log-level: expected error, warn, info or debug");
+				return usage_error(
+				    "--log-level: expected error, warn, info or debug");
 			log_set_level(level);
 			break;
 		}
@@ -169,8 +174,8 @@ static int parse_run_args(int argc, char **argv, struct vm_config *cfg)
 		default: {
 			char msg[128];
 			if (optopt)
-				snprintf(msg, sizeof(msg), "option -%c is unknown or lacks its value",
-					 optopt);
+				snprintf(msg, sizeof(msg),
+					 "option -%c is unknown or lacks its value", optopt);
 			else
 				snprintf(msg, sizeof(msg), "unknown option or missing value: %s",
 					 argv[optind - 1]);
@@ -191,11 +196,11 @@ static int parse_run_args(int argc, char **argv, struct vm_config *cfg)
 int cmd_run(int argc, char **argv)
 {
 	struct vm_config cfg = {
-		.protocol = BOOT_PROTOCOL_AUTO,
-		.vcpus = 1,
-		.mem_mib = DEFAULT_MEM_MIB,
-		.console_out_fd = STDOUT_FILENO,
-		.console_in_fd = STDIN_FILENO,
+	    .protocol = BOOT_PROTOCOL_AUTO,
+	    .vcpus = 1,
+	    .mem_mib = DEFAULT_MEM_MIB,
+	    .console_out_fd = STDOUT_FILENO,
+	    .console_in_fd = STDIN_FILENO,
 	};
 	int r = parse_run_args(argc, argv, &cfg);
 	if (r != 0)
@@ -224,8 +229,9 @@ int cmd_run(int argc, char **argv)
 	log_info("VM stopped (%s) %.3f ms after process start; teardown took %.3f ms",
 		 vm_stop_reason_name(why), stop_ms, teardown_ms);
 	if (cfg.boot_timer_report)
-		fprintf(stderr, "ember: exit: guest stopped %.3f ms after process start, KVM "
-				"teardown %.3f ms\n",
+		fprintf(stderr,
+			"ember: exit: guest stopped %.3f ms after process start, KVM "
+			"teardown %.3f ms\n",
 			stop_ms, teardown_ms);
 	return code;
 }

@@ -22,7 +22,7 @@
 /* The monitor's own command-line fragments (ARCHITECTURE.md, "Booting"). The i8042 options
  * stop Linux probing for a keyboard and mouse that are not there. */
 static const char MONITOR_CMDLINE[] =
-	"console=ttyS0 reboot=k panic=1 pci=off nomodules i8042.noaux i8042.nomux i8042.dumbkbd";
+    "console=ttyS0 reboot=k panic=1 pci=off nomodules i8042.noaux i8042.nomux i8042.dumbkbd";
 
 static int kvm_check_cap(int kvm_fd, int cap, const char *name)
 {
@@ -97,11 +97,11 @@ static int create_kvm(struct vm *vm)
 		int cap;
 		const char *name;
 	} caps[] = {
-		{KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY"},
-		{KVM_CAP_IRQCHIP, "KVM_CAP_IRQCHIP"},
-		{KVM_CAP_PIT2, "KVM_CAP_PIT2"},
-		{KVM_CAP_EXT_CPUID, "KVM_CAP_EXT_CPUID"},
-		{KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT"},
+	    {KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY"},
+	    {KVM_CAP_IRQCHIP, "KVM_CAP_IRQCHIP"},
+	    {KVM_CAP_PIT2, "KVM_CAP_PIT2"},
+	    {KVM_CAP_EXT_CPUID, "KVM_CAP_EXT_CPUID"},
+	    {KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT"},
 	};
 	for (unsigned i = 0; i < sizeof(caps) / sizeof(caps[0]); i++) {
 		int r = kvm_check_cap(vm->kvm_fd, caps[i].cap, caps[i].name);
@@ -147,10 +147,10 @@ static int create_memslots(struct vm *vm)
 	for (unsigned i = 0; i < vm->mem.nregions; i++) {
 		const struct gmem_region *rg = &vm->mem.regions[i];
 		struct kvm_userspace_memory_region slot = {
-			.slot = i,
-			.guest_phys_addr = rg->gpa,
-			.memory_size = rg->size,
-			.userspace_addr = (uint64_t)(uintptr_t)rg->host,
+		    .slot = i,
+		    .guest_phys_addr = rg->gpa,
+		    .memory_size = rg->size,
+		    .userspace_addr = (uint64_t)(uintptr_t)rg->host,
 		};
 		if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &slot) < 0)
 			return err_errno("KVM_SET_USER_MEMORY_REGION slot %u (0x%llx+0x%llx)", i,
@@ -191,12 +191,12 @@ static int create_devices(struct vm *vm)
 static int create_vcpus(struct vm *vm)
 {
 	vm->vcpu_env = (struct vcpu_env){
-		.pio = &vm->pio,
-		.mmio = &vm->mmio,
-		.gm = &vm->mem,
-		.events = &vm->events,
-		.stopping = &vm->stopping,
-		.first_run_ns = &vm->metrics.first_run_ns,
+	    .pio = &vm->pio,
+	    .mmio = &vm->mmio,
+	    .gm = &vm->mem,
+	    .events = &vm->events,
+	    .stopping = &vm->stopping,
+	    .first_run_ns = &vm->metrics.first_run_ns,
 	};
 	for (unsigned i = 0; i < vm->cfg.vcpus; i++) {
 		int r = vcpu_create(&vm->vcpus[i], vm->kvm_fd, vm->vm_fd, i, &vm->vcpu_env);
@@ -212,12 +212,12 @@ static int create_vcpus(struct vm *vm)
 static int load_guest(struct vm *vm)
 {
 	struct boot_config bc = {
-		.kernel_path = vm->cfg.kernel_path,
-		.initrd_path = vm->cfg.initrd_path,
-		.cmdline = vm->cfg.cmdline,
-		.fragments = MONITOR_CMDLINE,
-		.protocol = vm->cfg.protocol,
-		.ncpus = vm->cfg.vcpus,
+	    .kernel_path = vm->cfg.kernel_path,
+	    .initrd_path = vm->cfg.initrd_path,
+	    .cmdline = vm->cfg.cmdline,
+	    .fragments = MONITOR_CMDLINE,
+	    .protocol = vm->cfg.protocol,
+	    .ncpus = vm->cfg.vcpus,
 	};
 	int r = boot_prepare(&vm->mem, &bc, &vm->boot);
 	if (r < 0)
@@ -242,10 +242,10 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	vm->kvm_fd = vm->vm_fd = vm->stop_efd = vm->signal_fd = vm->rx_room_efd = -1;
 	vm->mem.fd = -1;
 	vm->events = (struct vm_events){
-		.stop = on_stop,
-		.panic_seen = on_panic_seen,
-		.boot_timer = on_boot_timer,
-		.ctx = vm,
+	    .stop = on_stop,
+	    .panic_seen = on_panic_seen,
+	    .boot_timer = on_boot_timer,
+	    .ctx = vm,
 	};
 	vm->metrics.start_ns = timing_now_ns();
 	if (cfg->vcpus == 0 || cfg->vcpus > VM_MAX_VCPUS)

@@ -34,11 +34,11 @@ struct vm_config {
 };
 
 struct vm_metrics {
-	uint64_t start_ns;       /* vm_run() began */
-	_Atomic uint64_t first_run_ns;   /* vCPU 0 first entered KVM_RUN */
-	_Atomic uint64_t boot_timer_ns;  /* the guest wrote the boot-timer byte */
-	uint64_t stop_ns;        /* the stop was requested */
-	uint64_t teardown_ns;    /* KVM objects closed */
+	uint64_t start_ns;		/* vm_run() began */
+	_Atomic uint64_t first_run_ns;	/* vCPU 0 first entered KVM_RUN */
+	_Atomic uint64_t boot_timer_ns; /* the guest wrote the boot-timer byte */
+	uint64_t stop_ns;		/* the stop was requested */
+	uint64_t teardown_ns;		/* KVM objects closed */
 };
 
 struct vm {
@@ -57,8 +57,8 @@ struct vm {
 	struct boot_timer boot_timer;
 	struct boot_result boot;
 	struct event_loop loop;
-	int stop_efd;    /* written by whoever asks the VM to stop */
-	int signal_fd;   /* SIGINT, SIGTERM, SIGHUP */
+	int stop_efd;	 /* written by whoever asks the VM to stop */
+	int signal_fd;	 /* SIGINT, SIGTERM, SIGHUP */
 	int rx_room_efd; /* the serial port has room for input again */
 	atomic_bool stopping;
 	_Atomic int stop_reason;

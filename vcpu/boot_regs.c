@@ -4,22 +4,22 @@
 
 #include <string.h>
 
-#define CR0_PE  (1ull << 0)
-#define CR0_ET  (1ull << 4)
-#define CR0_NE  (1ull << 5)
-#define CR0_PG  (1ull << 31)
-#define CR4_PAE (1ull << 5)
+#define CR0_PE	 (1ull << 0)
+#define CR0_ET	 (1ull << 4)
+#define CR0_NE	 (1ull << 5)
+#define CR0_PG	 (1ull << 31)
+#define CR4_PAE	 (1ull << 5)
 #define EFER_LME (1ull << 8)
 #define EFER_LMA (1ull << 10)
 
 #define PTE_PRESENT 0x1ull
-#define PTE_RW      0x2ull
-#define PTE_PS      0x80ull
+#define PTE_RW	    0x2ull
+#define PTE_PS	    0x80ull
 
 enum { GDT_NULL, GDT_CODE, GDT_DATA, GDT_TSS, GDT_ENTRIES };
 #define SEL_CODE (GDT_CODE * 8)
 #define SEL_DATA (GDT_DATA * 8)
-#define SEL_TSS  (GDT_TSS * 8)
+#define SEL_TSS	 (GDT_TSS * 8)
 
 /* flags: bits 52-55 (G, D/B, L, AVL) and access byte bits 40-47 of a descriptor. */
 static uint64_t gdt_entry(uint16_t flags, uint32_t base, uint32_t limit)
@@ -37,16 +37,16 @@ static const uint16_t TSS_FLAGS = 0x808b; /* G, present, busy 64-bit TSS */
 static struct kvm_segment segment_from(uint64_t desc, uint16_t selector)
 {
 	struct kvm_segment s = {
-		.base = ((desc >> 16) & 0xffffff) | (((desc >> 56) & 0xff) << 24),
-		.limit = (uint32_t)((desc & 0xffff) | (((desc >> 48) & 0xf) << 16)),
-		.selector = selector,
-		.type = (desc >> 40) & 0xf,
-		.present = (desc >> 47) & 1,
-		.dpl = (desc >> 45) & 3,
-		.db = (desc >> 54) & 1,
-		.s = (desc >> 44) & 1,
-		.l = (desc >> 53) & 1,
-		.g = (desc >> 55) & 1,
+	    .base = ((desc >> 16) & 0xffffff) | (((desc >> 56) & 0xff) << 24),
+	    .limit = (uint32_t)((desc & 0xffff) | (((desc >> 48) & 0xf) << 16)),
+	    .selector = selector,
+	    .type = (desc >> 40) & 0xf,
+	    .present = (desc >> 47) & 1,
+	    .dpl = (desc >> 45) & 3,
+	    .db = (desc >> 54) & 1,
+	    .s = (desc >> 44) & 1,
+	    .l = (desc >> 53) & 1,
+	    .g = (desc >> 55) & 1,
 	};
 	if (s.g) /* KVM wants the limit in bytes */
 		s.limit = (s.limit << 12) | 0xfff;

@@ -5,19 +5,19 @@
 #include <stdbool.h>
 #include <string.h>
 
-#define LEAF_FEATURES     0x1
-#define LEAF_CACHE        0x4
-#define LEAF_PMU          0xa
-#define LEAF_TOPOLOGY     0xb
+#define LEAF_FEATURES	  0x1
+#define LEAF_CACHE	  0x4
+#define LEAF_PMU	  0xa
+#define LEAF_TOPOLOGY	  0xb
 #define LEAF_TOPOLOGY_V2  0x1f
-#define LEAF_HV_BASE      0x40000000
+#define LEAF_HV_BASE	  0x40000000
 #define LEAF_HV_FEATURES  0x40000001
-#define LEAF_HV_TIMING    0x40000010
-#define LEAF_AMD_SIZES    0x80000008
+#define LEAF_HV_TIMING	  0x40000010
+#define LEAF_AMD_SIZES	  0x80000008
 #define LEAF_AMD_TOPOLOGY 0x8000001e
 
 #define ECX_HYPERVISOR (1u << 31)
-#define EDX_HTT        (1u << 28)
+#define EDX_HTT	       (1u << 28)
 
 #define APIC_BUS_KHZ 1000000 /* KVM's LAPIC timer ticks at 1 GHz */
 
@@ -120,7 +120,7 @@ int cpuid_normalize(struct cpuid_table *t, const struct cpuid_params *p)
 		case LEAF_AMD_TOPOLOGY:
 			e->eax = p->vcpu_id;
 			e->ebx = p->vcpu_id & 0xff; /* compute unit id; one thread per unit */
-			e->ecx = 0;                 /* node 0 */
+			e->ecx = 0;		    /* node 0 */
 			break;
 		default:
 			break;

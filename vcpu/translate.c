@@ -5,13 +5,13 @@
 
 #include <errno.h>
 
-#define CR0_PG   (1ull << 31)
-#define CR4_PSE  (1ull << 4)
-#define CR4_PAE  (1ull << 5)
-#define CR4_LA57 (1ull << 12)
-#define EFER_LMA (1ull << 10)
-#define PTE_P    1ull
-#define PTE_PS   0x80ull
+#define CR0_PG	  (1ull << 31)
+#define CR4_PSE	  (1ull << 4)
+#define CR4_PAE	  (1ull << 5)
+#define CR4_LA57  (1ull << 12)
+#define EFER_LMA  (1ull << 10)
+#define PTE_P	  1ull
+#define PTE_PS	  0x80ull
 #define ADDR_MASK 0x000ffffffffff000ull
 
 static int read_pte64(const struct guest_mem *gm, uint64_t addr, uint64_t *pte)
@@ -33,14 +33,16 @@ int vcpu_translate(const struct guest_mem *gm, const struct kvm_sregs *sregs, ui
 	}
 	if (!(sregs->cr4 & CR4_PAE)) {
 		/* 32-bit paging: two levels of 4-byte entries. */
-		const uint32_t *pde = gmem_ptr(gm, (sregs->cr3 & 0xfffff000u) + ((gva >> 22) & 0x3ff) * 4, 4);
+		const uint32_t *pde =
+		    gmem_ptr(gm, (sregs->cr3 & 0xfffff000u) + ((gva >> 22) & 0x3ff) * 4, 4);
 		if (!pde || !(*pde & PTE_P))
 			return err_set(EFAULT, "0x%llx is not mapped", (unsigned long long)gva);
 		if ((*pde & PTE_PS) && (sregs->cr4 & CR4_PSE)) {
 			*gpa = (*pde & 0xffc00000u) | (gva & 0x3fffff);
 			return 0;
 		}
-		const uint32_t *pte = gmem_ptr(gm, (*pde & 0xfffff000u) + ((gva >> 12) & 0x3ff) * 4, 4);
+		const uint32_t *pte =
+		    gmem_ptr(gm, (*pde & 0xfffff000u) + ((gva >> 12) & 0x3ff) * 4, 4);
 		if (!pte || !(*pte & PTE_P))
 			return err_set(EFAULT, "0x%llx is not mapped", (unsigned long long)gva);
 		*gpa = (*pte & 0xfffff000u) | (gva & 0xfff);

@@ -14,24 +14,24 @@
 
 #define VCPU_KICK_SIGNAL SIGUSR1
 
-#define MSR_IA32_TSC           0x10
-#define MSR_IA32_SYSENTER_CS   0x174
-#define MSR_IA32_SYSENTER_ESP  0x175
-#define MSR_IA32_SYSENTER_EIP  0x176
-#define MSR_IA32_MISC_ENABLE   0x1a0
-#define MSR_MTRR_DEF_TYPE      0x2ff
-#define MSR_STAR               0xc0000081
-#define MSR_LSTAR              0xc0000082
-#define MSR_CSTAR              0xc0000083
-#define MSR_SYSCALL_MASK       0xc0000084
-#define MSR_KERNEL_GS_BASE     0xc0000102
+#define MSR_IA32_TSC	      0x10
+#define MSR_IA32_SYSENTER_CS  0x174
+#define MSR_IA32_SYSENTER_ESP 0x175
+#define MSR_IA32_SYSENTER_EIP 0x176
+#define MSR_IA32_MISC_ENABLE  0x1a0
+#define MSR_MTRR_DEF_TYPE     0x2ff
+#define MSR_STAR	      0xc0000081
+#define MSR_LSTAR	      0xc0000082
+#define MSR_CSTAR	      0xc0000083
+#define MSR_SYSCALL_MASK      0xc0000084
+#define MSR_KERNEL_GS_BASE    0xc0000102
 
 #define MISC_ENABLE_FAST_STRING 1ull
-#define MTRR_ENABLE_WB          ((1ull << 11) | 6) /* MTRRs on, default type write-back */
+#define MTRR_ENABLE_WB		((1ull << 11) | 6) /* MTRRs on, default type write-back */
 
-#define APIC_LVT_LINT0 0x350
-#define APIC_LVT_LINT1 0x360
-#define APIC_MODE_NMI    0x4
+#define APIC_LVT_LINT0	 0x350
+#define APIC_LVT_LINT1	 0x360
+#define APIC_MODE_NMI	 0x4
 #define APIC_MODE_EXTINT 0x7
 
 static void kick_handler(int sig)
@@ -84,9 +84,9 @@ static int set_cpuid(struct vcpu *v, const struct cpuid_table *supported, unsign
 	struct cpuid_table t = *supported;
 	int khz = ioctl(v->fd, KVM_GET_TSC_KHZ, 0);
 	struct cpuid_params p = {
-		.vcpu_id = v->id,
-		.nr_vcpus = nr_vcpus,
-		.tsc_khz = khz > 0 ? (uint32_t)khz : 0,
+	    .vcpu_id = v->id,
+	    .nr_vcpus = nr_vcpus,
+	    .tsc_khz = khz > 0 ? (uint32_t)khz : 0,
 	};
 	int r = cpuid_normalize(&t, &p);
 	if (r < 0)
@@ -102,10 +102,17 @@ static int set_msrs(struct vcpu *v)
 		uint32_t index;
 		uint64_t value;
 	} boot_msrs[] = {
-		{MSR_IA32_SYSENTER_CS, 0},  {MSR_IA32_SYSENTER_ESP, 0}, {MSR_IA32_SYSENTER_EIP, 0},
-		{MSR_STAR, 0},              {MSR_LSTAR, 0},             {MSR_CSTAR, 0},
-		{MSR_SYSCALL_MASK, 0},      {MSR_KERNEL_GS_BASE, 0},    {MSR_IA32_TSC, 0},
-		{MSR_IA32_MISC_ENABLE, MISC_ENABLE_FAST_STRING},        {MSR_MTRR_DEF_TYPE, MTRR_ENABLE_WB},
+	    {MSR_IA32_SYSENTER_CS, 0},
+	    {MSR_IA32_SYSENTER_ESP, 0},
+	    {MSR_IA32_SYSENTER_EIP, 0},
+	    {MSR_STAR, 0},
+	    {MSR_LSTAR, 0},
+	    {MSR_CSTAR, 0},
+	    {MSR_SYSCALL_MASK, 0},
+	    {MSR_KERNEL_GS_BASE, 0},
+	    {MSR_IA32_TSC, 0},
+	    {MSR_IA32_MISC_ENABLE, MISC_ENABLE_FAST_STRING},
+	    {MSR_MTRR_DEF_TYPE, MTRR_ENABLE_WB},
 	};
 	enum { N = sizeof(boot_msrs) / sizeof(boot_msrs[0]) };
 	struct {
@@ -253,8 +260,8 @@ static void report_internal_error(struct vcpu *v)
 					      (unsigned long long)run->internal.data[i]);
 	}
 	const char *what = run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION
-				   ? "instruction emulation failed"
-				   : "KVM internal error";
+			       ? "instruction emulation failed"
+			       : "KVM internal error";
 	log_error("vCPU %u: %s (suberror %u): %s%s", v->id, what, run->internal.suberror, state,
 		  extra);
 }
@@ -297,8 +304,8 @@ static enum vm_stop_reason handle_exit(struct vcpu *v)
 		v->exits[VCPU_EXIT_INTERNAL_ERROR]++;
 		report_internal_error(v);
 		return run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION
-			       ? VM_STOP_EMULATION_FAILURE
-			       : VM_STOP_INTERNAL_ERROR;
+			   ? VM_STOP_EMULATION_FAILURE
+			   : VM_STOP_INTERNAL_ERROR;
 	case KVM_EXIT_FAIL_ENTRY:
 		v->exits[VCPU_EXIT_OTHER]++;
 		log_error("vCPU %u: VM entry failed, hardware reason 0x%llx", v->id,

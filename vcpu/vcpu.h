@@ -32,7 +32,7 @@ struct vcpu_env {
 	struct bus *mmio;
 	struct guest_mem *gm;
 	const struct vm_events *events;
-	atomic_bool *stopping; /* set by the VM when every vCPU must leave KVM_RUN */
+	atomic_bool *stopping;		/* set by the VM when every vCPU must leave KVM_RUN */
 	_Atomic uint64_t *first_run_ns; /* set by the first vCPU to enter the guest */
 };
 

@@ -18,7 +18,7 @@ enum {
 };
 
 #define STATUS_OUT_FULL 0x01
-#define STATUS_SYSTEM   0x04 /* POST passed */
+#define STATUS_SYSTEM	0x04 /* POST passed */
 #define STATUS_CMD_DATA 0x08 /* last write was to the command port */
 
 void i8042_init(struct i8042 *k, const struct vm_events *events)

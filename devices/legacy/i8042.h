@@ -9,13 +9,13 @@
 #include <pthread.h>
 #include <stdint.h>
 
-#define I8042_DATA_PORT    0x60
+#define I8042_DATA_PORT	   0x60
 #define I8042_COMMAND_PORT 0x64
 
 struct i8042 {
 	pthread_mutex_t lock;
-	uint8_t control;  /* controller configuration byte */
-	uint8_t out;      /* output buffer */
+	uint8_t control; /* controller configuration byte */
+	uint8_t out;	 /* output buffer */
 	bool out_full;
 	uint8_t pending_cmd; /* a command waiting for its data byte */
 	const struct vm_events *events;

@@ -16,17 +16,17 @@ enum {
 	REG_SCR = 7,
 };
 
-#define IER_RDI  0x01 /* receive data interrupt */
-#define IER_THRI 0x02 /* transmitter empty interrupt */
-#define IIR_NONE 0x01
-#define IIR_THRI 0x02
-#define IIR_RDI  0x04
-#define IIR_FIFO 0xc0
-#define LCR_DLAB 0x80
-#define LSR_DR   0x01
-#define LSR_THRE 0x20
-#define LSR_TEMT 0x40
-#define MCR_LOOP 0x10
+#define IER_RDI	    0x01 /* receive data interrupt */
+#define IER_THRI    0x02 /* transmitter empty interrupt */
+#define IIR_NONE    0x01
+#define IIR_THRI    0x02
+#define IIR_RDI	    0x04
+#define IIR_FIFO    0xc0
+#define LCR_DLAB    0x80
+#define LSR_DR	    0x01
+#define LSR_THRE    0x20
+#define LSR_TEMT    0x40
+#define MCR_LOOP    0x10
 #define MSR_DEFAULT 0xb0 /* DCD, DSR, CTS: a cable with a listener at the other end */
 
 static const char panic_marker[] = "Kernel panic - not syncing";
@@ -174,7 +174,8 @@ static void write_reg(struct serial *s, unsigned reg, uint8_t v)
 		if (s->lcr & LCR_DLAB) {
 			s->dlm = v;
 		} else {
-			/* Enabling THRI while the transmitter is empty raises it at once (16550). */
+			/* Enabling THRI while the transmitter is empty raises it at once (16550).
+			 */
 			if (!(s->ier & IER_THRI) && (v & IER_THRI))
 				s->thr_interrupt = true;
 			s->ier = v & 0x0f;

@@ -9,9 +9,9 @@
 #include <stdint.h>
 
 #define SERIAL_COM1_PORT 0x3f8
-#define SERIAL_COM1_IRQ  4
-#define SERIAL_RX_BUF    4096
-#define SERIAL_LINE_MAX  160
+#define SERIAL_COM1_IRQ	 4
+#define SERIAL_RX_BUF	 4096
+#define SERIAL_LINE_MAX	 160
 
 struct serial;
 typedef void (*serial_irq_fn)(void *ctx, int level);

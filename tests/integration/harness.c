@@ -42,8 +42,9 @@ const char *linux_image(const char *name)
 void require_kvm(void)
 {
 	if (access("/dev/kvm", R_OK | W_OK) != 0) {
-		fprintf(stderr, "SKIPPED: /dev/kvm is missing or not accessible on this host; "
-				"KVM tests cannot run here (tests/run runs them inside an L1 VM)\n");
+		fprintf(stderr,
+			"SKIPPED: /dev/kvm is missing or not accessible on this host; "
+			"KVM tests cannot run here (tests/run runs them inside an L1 VM)\n");
 		cr_skip_test("/dev/kvm missing: KVM test skipped");
 	}
 }
@@ -171,7 +172,9 @@ void ember_run_free(struct ember_run *r)
 const char *ember_run_describe(const struct ember_run *r)
 {
 	static char buf[8192];
-	snprintf(buf, sizeof(buf), "exit=%d signal=%d timed_out=%d wall=%.1fms\n--- console ---\n%.3000s\n--- log ---\n%.3000s",
+	snprintf(buf, sizeof(buf),
+		 "exit=%d signal=%d timed_out=%d wall=%.1fms\n--- console ---\n%.3000s\n--- log "
+		 "---\n%.3000s",
 		 r->exit_code, r->term_signal, r->timed_out, r->wall_ms, r->out ? r->out : "",
 		 r->err ? r->err : "");
 	return buf;

@@ -8,10 +8,10 @@
 #include <sys/types.h>
 
 struct ember_run {
-	int exit_code;   /* -1 if killed by a signal */
+	int exit_code;	 /* -1 if killed by a signal */
 	int term_signal; /* the signal, if killed */
-	char *out;       /* guest console (stdout) */
-	char *err;       /* ember's log (stderr) */
+	char *out;	 /* guest console (stdout) */
+	char *err;	 /* ember's log (stderr) */
 	long maxrss_kib; /* peak resident memory of the monitor process */
 	double wall_ms;
 	bool timed_out;

@@ -47,9 +47,9 @@ Test(cli, help_documents_every_flag)
 	struct ember_run r;
 	ember_exec(&r, args, 10, NULL, NULL);
 	cr_assert(eq(int, r.exit_code, 0));
-	const char *flags[] = {"--kernel", "--initrd", "--cmdline", "--vcpus", "--mem-mib",
-			       "--boot-timer", "--boot-protocol", "--log-level", "--log-file",
-			       "Exit codes"};
+	const char *flags[] = {"--kernel",   "--initrd",     "--cmdline",	"--vcpus",
+			       "--mem-mib",  "--boot-timer", "--boot-protocol", "--log-level",
+			       "--log-file", "Exit codes"};
 	for (unsigned i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
 		cr_assert(ne(ptr, strstr(r.out, flags[i]), NULL), "%s missing", flags[i]);
 	ember_run_free(&r);
@@ -86,7 +86,8 @@ Test(cli, missing_and_unknown_images_are_named)
 	expect_failure(a2, 1, "unknown kernel format");
 	const char *a3[] = {"run", "--kernel", "/tmp", NULL};
 	expect_failure(a3, 1, "not a regular file");
-	const char *a4[] = {"run", "--kernel", unikernel_path(), "--initrd", "/nonexistent/rd", NULL};
+	const char *a4[] = {"run",	"--kernel",	   unikernel_path(),
+			    "--initrd", "/nonexistent/rd", NULL};
 	expect_failure(a4, 1, "initrd: cannot open /nonexistent/rd");
 }
 
@@ -116,7 +117,8 @@ Test(cli, truncated_and_corrupted_unikernel_are_refused)
 Test(cli, initrd_too_big_and_command_line_too_long)
 {
 	char *big = temp_file_with(5 << 20, 3);
-	const char *a1[] = {"run", "--kernel", unikernel_path(), "--mem-mib", "4", "--initrd", big, NULL};
+	const char *a1[] = {"run", "--kernel", unikernel_path(), "--mem-mib", "4", "--initrd",
+			    big,   NULL};
 	expect_failure(a1, 1, "does not fit");
 	unlink(big);
 	free(big);

@@ -30,9 +30,9 @@ static void boot_linux(struct ember_run *r, const char *kernel, const char *prot
 {
 	const char *initrd = linux_image("initramfs.cpio.gz");
 	cr_assert(initrd != NULL, "initramfs.cpio.gz missing from EMBER_LINUX_DIR");
-	const char *args[] = {"run",     "--kernel",  kernel,   "--initrd", initrd,
-			      "--vcpus", "2",         "--mem-mib", "256",    "--boot-protocol",
-			      protocol,  "--cmdline", base_cmdline(), NULL};
+	const char *args[] = {"run",	 "--kernel",  kernel,	      "--initrd", initrd,
+			      "--vcpus", "2",	      "--mem-mib",    "256",	  "--boot-protocol",
+			      protocol,	 "--cmdline", base_cmdline(), NULL};
 	struct ember_trigger t = {"Run /init", SIGTERM};
 	ember_exec(r, args, LINUX_TIMEOUT_S, NULL, stop_at_init ? &t : NULL);
 }

@@ -111,7 +111,8 @@ Test(unikernel, smp_brings_up_every_vcpu_with_its_own_apic_id)
 		struct ember_run r;
 		run_checks(&r, protocols[i], "check=smp cpus=2", "2", NULL, NULL);
 		assert_pass(&r, "smp");
-		cr_assert(ne(ptr, strstr(r.out, "apic_ids=0,1"), NULL), "%s", ember_run_describe(&r));
+		cr_assert(ne(ptr, strstr(r.out, "apic_ids=0,1"), NULL), "%s",
+			  ember_run_describe(&r));
 		cr_assert(eq(int, r.exit_code, 0));
 		ember_run_free(&r);
 	}
@@ -144,7 +145,8 @@ Test(unikernel, one_gib_guest_costs_the_host_only_what_it_touched)
 Test(unikernel, ctrl_c_stops_a_running_guest_cleanly)
 {
 	require_kvm();
-	const char *args[] = {"run", "--kernel", unikernel_path(), "--cmdline", "check=counter", NULL};
+	const char *args[] = {"run",	   "--kernel",	    unikernel_path(),
+			      "--cmdline", "check=counter", NULL};
 	struct ember_trigger t = {"counter: 3", SIGINT};
 	struct ember_run r;
 	ember_exec(&r, args, TIMEOUT_S, NULL, &t);
@@ -162,9 +164,9 @@ Test(unikernel, guest_failures_have_their_own_exit_codes)
 		int code;
 		const char *log;
 	} cases[] = {
-		{"panic", 3, "guest panic"},
-		{"triplefault", 4, "triple fault"},
-		{"emufail", 5, "emulation failed"},
+	    {"panic", 3, "guest panic"},
+	    {"triplefault", 4, "triple fault"},
+	    {"emufail", 5, "emulation failed"},
 	};
 	for (unsigned i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		char cmdline[64];

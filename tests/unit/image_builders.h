@@ -48,7 +48,8 @@ static inline struct test_image make_elf(uint64_t paddr, size_t payload, size_t 
 			     .p_memsz = payload + bss,
 			     .p_align = 0x1000};
 	if (pvh) {
-		ph[1] = (Elf64_Phdr){.p_type = PT_NOTE, .p_offset = note_off, .p_filesz = note_size};
+		ph[1] =
+		    (Elf64_Phdr){.p_type = PT_NOTE, .p_offset = note_off, .p_filesz = note_size};
 		Elf64_Nhdr nh = {.n_namesz = 4, .n_descsz = 4, .n_type = 18};
 		uint8_t *p = img.data + note_off;
 		memcpy(p, &nh, sizeof(nh));
@@ -72,17 +73,17 @@ static inline struct test_image make_bzimage(size_t payload, uint16_t version, u
 	memcpy(d + 0x1f4, &syssize, 4);
 	d[0x1fe] = 0x55;
 	d[0x1ff] = 0xaa;
-	d[0x200] = 0xeb;                /* jmp */
-	d[0x201] = 0x6a;                /* header ends at 0x202 + 0x6a = 0x26c */
+	d[0x200] = 0xeb; /* jmp */
+	d[0x201] = 0x6a; /* header ends at 0x202 + 0x6a = 0x26c */
 	memcpy(d + 0x202, "HdrS", 4);
 	memcpy(d + 0x206, &version, 2);
-	d[0x211] = 0x01;                /* loadflags: LOADED_HIGH */
+	d[0x211] = 0x01; /* loadflags: LOADED_HIGH */
 	uint32_t initrd_max = 0x37ffffff;
 	memcpy(d + 0x22c, &initrd_max, 4);
 	uint32_t align = 0x200000;
 	memcpy(d + 0x230, &align, 4);
-	d[0x234] = 1;                   /* relocatable */
-	uint16_t xlf = 0x1;             /* XLF_KERNEL_64 */
+	d[0x234] = 1;	    /* relocatable */
+	uint16_t xlf = 0x1; /* XLF_KERNEL_64 */
 	memcpy(d + 0x236, &xlf, 2);
 	uint32_t cmdline_size = 2047;
 	memcpy(d + 0x238, &cmdline_size, 4);

@@ -152,7 +152,8 @@ Test(serial, loopback_returns_output_as_input, .init = reset_rec)
 	wr(&s, serial_access, 4, 0x10 | 0x0b);
 	wr(&s, serial_access, 0, 'q');
 	cr_assert(eq(u8, rd(&s, serial_access, 0), 'q'));
-	cr_assert(eq(u8, rd(&s, serial_access, 6) & 0xf0, 0xb0), "DTR/RTS/OUT2 looped to DSR/CTS/DCD");
+	cr_assert(eq(u8, rd(&s, serial_access, 6) & 0xf0, 0xb0),
+		  "DTR/RTS/OUT2 looped to DSR/CTS/DCD");
 	serial_destroy(&s);
 }
 

@@ -72,7 +72,7 @@ Test(guest_mem, bad_sizes_are_refused)
 }
 
 static const struct kernel_image elf_kernel = {
-	.format = KERNEL_FORMAT_ELF, .protocol = BOOT_PROTOCOL_LINUX64, .entry = 0x1000000};
+    .format = KERNEL_FORMAT_ELF, .protocol = BOOT_PROTOCOL_LINUX64, .entry = 0x1000000};
 
 Test(boot_params, synthetic_header_for_vmlinux)
 {
@@ -129,7 +129,7 @@ Test(pvh, start_info_layout_matches_xen)
 	int n = pvh_start_info_build(page, sizeof(page), 0x6000, &in);
 	cr_assert(gt(int, n, 0), "%s", err_msg());
 	cr_assert(eq(u32, *(uint32_t *)(page + 0), PVH_START_INFO_MAGIC));
-	cr_assert(eq(u32, *(uint32_t *)(page + 4), 1));  /* version */
+	cr_assert(eq(u32, *(uint32_t *)(page + 4), 1));	 /* version */
 	cr_assert(eq(u32, *(uint32_t *)(page + 12), 1)); /* nr_modules */
 	uint64_t modlist = *(uint64_t *)(page + 16);
 	cr_assert(eq(u64, *(uint64_t *)(page + 24), 0x20000)); /* cmdline_paddr */
