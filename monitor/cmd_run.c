@@ -7,7 +7,9 @@
 #include "common/timing.h"
 #include "memory/layout.h"
 
+#include <errno.h>
 #include <getopt.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <termios.h>
@@ -88,9 +90,10 @@ enum {
 	OPT_PROTOCOL,
 	OPT_LOG_LEVEL,
 	OPT_LOG_FILE,
+	OPT_DEVICE_BASE = 512, /* + index into virtio_device_classes */
 };
 
-static const struct option run_options[] = {
+static const struct option base_options[] = {
     {"kernel", required_argument, NULL, OPT_KERNEL},
     {"initrd", required_argument, NULL, OPT_INITRD},
     {"cmdline", required_argument, NULL, OPT_CMDLINE},
@@ -101,8 +104,48 @@ static const struct option run_options[] = {
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
     {"log-file", required_argument, NULL, OPT_LOG_FILE},
     {"help", no_argument, NULL, 'h'},
-    {NULL, 0, NULL, 0},
 };
+
+#define NBASE_OPTIONS (sizeof(base_options) / sizeof(base_options[0]))
+#define MAX_CLASSES   16
+
+/* The base options plus one per device class (--drive, --net, --vsock ...). */
+static const struct option *run_options(void)
+{
+	static struct option opts[NBASE_OPTIONS + MAX_CLASSES + 1];
+	unsigned n = 0;
+	for (; n < NBASE_OPTIONS; n++)
+		opts[n] = base_options[n];
+	for (unsigned i = 0; virtio_device_classes[i] && i < MAX_CLASSES; i++)
+		opts[n++] = (struct option){virtio_device_classes[i]->flag, required_argument, NULL,
+					    OPT_DEVICE_BASE + (int)i};
+	opts[n] = (struct option){NULL, 0, NULL, 0};
+	return opts;
+}
+
+static int add_device(struct vm_config *cfg, const struct virtio_device_class *cls,
+		      const char *spec)
+{
+	if (cfg->ndevices == VIRTIO_MMIO_MAX_DEVICES)
+		return err_set(ENOSPC, "--%s %s: too many devices (at most %d in all)", cls->flag,
+			       spec, VIRTIO_MMIO_MAX_DEVICES);
+	void *config;
+	int r = cls->parse(spec, &config);
+	if (r < 0)
+		return r;
+	for (unsigned i = 0; i < cfg->ndevices; i++) {
+		const struct vm_device_spec *other = &cfg->devices[i];
+		const char *why = other->cls == cls && cls->conflict
+				      ? cls->conflict(other->config, config)
+				      : NULL;
+		if (why) {
+			free(config);
+			return err_set(EEXIST, "--%s %s: %s", cls->flag, spec, why);
+		}
+	}
+	cfg->devices[cfg->ndevices++] = (struct vm_device_spec){cls, config};
+	return 0;
+}
 
 static int usage_error(const char *msg)
 {
@@ -116,7 +159,12 @@ static int parse_run_args(int argc, char **argv, struct vm_config *cfg)
 	int c;
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "h", run_options, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "h", run_options(), NULL)) != -1) {
+		if (c >= OPT_DEVICE_BASE) {
+			if (add_device(cfg, virtio_device_classes[c - OPT_DEVICE_BASE], optarg) < 0)
+				return usage_error(err_msg());
+			continue;
+		}
 		switch (c) {
 		case OPT_KERNEL:
 			cfg->kernel_path = optarg;

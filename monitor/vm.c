@@ -209,13 +209,52 @@ static int create_vcpus(struct vm *vm)
 	return 0;
 }
 
+/* Open every device's backend, so a missing image or busy socket is reported before boot. */
+static int create_virtio_devices(struct vm *vm)
+{
+	for (unsigned i = 0; i < vm->cfg.ndevices; i++) {
+		const struct vm_device_spec *spec = &vm->cfg.devices[i];
+		struct vm_device *d = &vm->devices[i];
+		d->cls = spec->cls;
+		int r = spec->cls->create(spec->config, i, &vm->mem, &d->dev, &d->transport);
+		if (r < 0)
+			return r;
+		vm->ndevices = i + 1;
+	}
+	return 0;
+}
+
+static int attach_virtio_devices(struct vm *vm)
+{
+	for (unsigned i = 0; i < vm->ndevices; i++) {
+		struct vm_device *d = &vm->devices[i];
+		int r = virtio_mmio_attach(d->transport, vm->vm_fd, &vm->mmio, &vm->loop);
+		if (r == 0)
+			r = d->cls->start(d->dev, &vm->loop);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
 static int load_guest(struct vm *vm)
 {
+	/* The monitor's fragments, then one virtio_mmio.device= per device. */
+	char fragments[sizeof(MONITOR_CMDLINE) + VIRTIO_MMIO_MAX_DEVICES * 64];
+	size_t n = (size_t)snprintf(fragments, sizeof(fragments), "%s", MONITOR_CMDLINE);
+	for (unsigned i = 0; i < vm->ndevices && n + 1 < sizeof(fragments); i++) {
+		fragments[n++] = ' ';
+		int w = virtio_mmio_cmdline(vm->devices[i].transport, fragments + n,
+					    sizeof(fragments) - n);
+		if (w < 0)
+			return err_set(ENOSPC, "device list too long for the command line");
+		n += (size_t)w;
+	}
 	struct boot_config bc = {
 	    .kernel_path = vm->cfg.kernel_path,
 	    .initrd_path = vm->cfg.initrd_path,
 	    .cmdline = vm->cfg.cmdline,
-	    .fragments = MONITOR_CMDLINE,
+	    .fragments = fragments,
 	    .protocol = vm->cfg.protocol,
 	    .ncpus = vm->cfg.vcpus,
 	};
@@ -239,6 +278,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 {
 	memset(vm, 0, sizeof(*vm));
 	vm->cfg = *cfg;
+	vm->loop.epfd = -1;
 	vm->kvm_fd = vm->vm_fd = vm->stop_efd = vm->signal_fd = vm->rx_room_efd = -1;
 	vm->mem.fd = -1;
 	vm->events = (struct vm_events){
@@ -257,7 +297,11 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 		return err_errno("eventfd");
 	/* Images are checked and loaded into fresh guest memory before KVM is touched, so a bad
 	 * image is reported as such on any host. */
-	int r = create_memory(vm);
+	int r = event_loop_init(&vm->loop);
+	if (r == 0)
+		r = create_memory(vm);
+	if (r == 0)
+		r = create_virtio_devices(vm);
 	if (r == 0)
 		r = load_guest(vm);
 	if (r == 0)
@@ -268,6 +312,8 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 		r = create_irqchip(vm);
 	if (r == 0)
 		r = create_devices(vm);
+	if (r == 0)
+		r = attach_virtio_devices(vm);
 	if (r == 0)
 		r = create_vcpus(vm);
 	if (r == 0)
@@ -329,9 +375,7 @@ static void on_rx_room(void *ctx, uint32_t events)
 
 static int setup_loop(struct vm *vm)
 {
-	int r = event_loop_init(&vm->loop);
-	if (r < 0)
-		return r;
+	int r;
 	sigset_t set;
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
@@ -390,6 +434,9 @@ void vm_destroy(struct vm *vm)
 	for (unsigned i = 0; i < vm->nvcpus; i++)
 		vcpu_destroy(&vm->vcpus[i]);
 	vm->nvcpus = 0;
+	for (unsigned i = 0; i < vm->ndevices; i++)
+		vm->devices[i].cls->destroy(vm->devices[i].dev);
+	vm->ndevices = 0;
 	event_loop_destroy(&vm->loop);
 	int fds[] = {vm->signal_fd, vm->stop_efd, vm->rx_room_efd};
 	for (unsigned i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)

@@ -9,9 +9,10 @@
 #include "devices/legacy/i8042.h"
 #include "devices/legacy/pvpanic.h"
 #include "devices/legacy/serial.h"
+#include "devices/virtio_mmio/device.h"
 #include "memory/boot.h"
 #include "memory/guest_mem.h"
-#include "monitor/event_loop.h"
+#include "common/event_loop.h"
 #include "vcpu/cpuid.h"
 #include "vcpu/vcpu.h"
 
@@ -20,6 +21,17 @@
 #include <stdint.h>
 
 #define VM_MAX_VCPUS MPTABLE_MAX_CPUS
+
+struct vm_device_spec {
+	const struct virtio_device_class *cls;
+	void *config; /* from cls->parse */
+};
+
+struct vm_device {
+	const struct virtio_device_class *cls;
+	void *dev;
+	struct virtio_mmio_dev *transport;
+};
 
 struct vm_config {
 	const char *kernel_path;
@@ -31,6 +43,8 @@ struct vm_config {
 	bool boot_timer_report; /* print the boot time when the guest writes the boot timer */
 	int console_out_fd;
 	int console_in_fd; /* -1: no console input */
+	unsigned ndevices;
+	struct vm_device_spec devices[VIRTIO_MMIO_MAX_DEVICES];
 };
 
 struct vm_metrics {
@@ -55,6 +69,8 @@ struct vm {
 	struct i8042 i8042;
 	struct pvpanic pvpanic;
 	struct boot_timer boot_timer;
+	struct vm_device devices[VIRTIO_MMIO_MAX_DEVICES];
+	unsigned ndevices;
 	struct boot_result boot;
 	struct event_loop loop;
 	int stop_efd;	 /* written by whoever asks the VM to stop */

@@ -1,4 +1,4 @@
-#include "monitor/event_loop.h"
+#include "common/event_loop.h"
 #include "common/err.h"
 
 #include <errno.h>

@@ -1,0 +1,8 @@
+#include "devices/virtio_mmio/device.h"
+
+#include <stddef.h>
+
+const struct virtio_device_class *const virtio_device_classes[] = {
+    &virtio_block_class,
+    NULL,
+};

@@ -1,0 +1,28 @@
+/* What every virtio device module offers the VM, so the monitor creates, starts and tears down
+ * devices without knowing any by name: a class per device kind (one .c each), found by the
+ * command-line flag that configures it. */
+#pragma once
+
+#include "common/event_loop.h"
+#include "devices/virtio_mmio/transport.h"
+#include "memory/guest_mem.h"
+
+struct virtio_device_class {
+	const char *flag;  /* "drive", "net", "vsock": the `ember run --FLAG SPEC` that adds one */
+	const char *usage; /* the SPEC grammar, for --help */
+	/* Parse SPEC into a new config (malloc'd), checking what can be checked before boot. */
+	int (*parse)(const char *spec, void **config);
+	/* Two configs that cannot coexist (same id, same socket path): a message, or NULL. */
+	const char *(*conflict)(const void *a, const void *b);
+	/* Build the device (open its backend) as virtio-mmio device number `index`. */
+	int (*create)(const void *config, unsigned index, const struct guest_mem *gm, void **dev,
+		      struct virtio_mmio_dev **transport);
+	/* Register the device's own file descriptors with the vmm thread's loop. */
+	int (*start)(void *dev, struct event_loop *loop);
+	void (*destroy)(void *dev);
+};
+
+extern const struct virtio_device_class virtio_block_class;
+
+/* Every class, for the command line and --help. */
+extern const struct virtio_device_class *const virtio_device_classes[];
