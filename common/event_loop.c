@@ -67,21 +67,26 @@ void event_loop_remove(struct event_loop *l, int fd)
 	h->fd = -1;
 }
 
-int event_loop_run(struct event_loop *l)
+int event_loop_run_once(struct event_loop *l, int timeout_ms)
 {
 	struct epoll_event evs[16];
+	int n = epoll_wait(l->epfd, evs, 16, timeout_ms);
+	if (n < 0)
+		return errno == EINTR ? 0 : err_errno("epoll_wait");
+	for (int i = 0; i < n && !l->quit; i++) {
+		struct event_handler *h = evs[i].data.ptr;
+		if (h->fd >= 0)
+			h->fn(h->ctx, evs[i].events);
+	}
+	return n;
+}
+
+int event_loop_run(struct event_loop *l)
+{
 	while (!l->quit) {
-		int n = epoll_wait(l->epfd, evs, 16, -1);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return err_errno("epoll_wait");
-		}
-		for (int i = 0; i < n && !l->quit; i++) {
-			struct event_handler *h = evs[i].data.ptr;
-			if (h->fd >= 0)
-				h->fn(h->ctx, evs[i].events);
-		}
+		int r = event_loop_run_once(l, -1);
+		if (r < 0)
+			return r;
 	}
 	return 0;
 }

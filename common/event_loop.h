@@ -29,3 +29,5 @@ int event_loop_modify(struct event_loop *l, int fd, uint32_t events);
 void event_loop_remove(struct event_loop *l, int fd);
 /* Dispatch until a callback sets l->quit. */
 int event_loop_run(struct event_loop *l);
+/* Wait up to timeout_ms for events and dispatch them once; returns how many were ready. */
+int event_loop_run_once(struct event_loop *l, int timeout_ms);

@@ -42,6 +42,7 @@ struct virtio_block {
 	bool ring_ready;
 	int ring_efd;
 	unsigned inflight;
+	bool stalled; /* requests wait in the ring for a free slot */
 	struct block_request reqs[BLOCK_QUEUE_SIZE];
 	struct virtio_device_ops ops;
 	struct block_stats stats;
@@ -271,8 +272,14 @@ static void queue_notify(void *dev, unsigned q)
 	struct virtq *vq = &b->transport.queues[0];
 	static __thread struct virtq_chain chain;
 	bool submitted = false;
-	/* The request table has one slot per ring entry, so it never runs out. */
+	b->stalled = false;
 	for (;;) {
+		/* A driver may publish a head again while it is still in flight; then the table
+		 * fills up and the rest waits for completions. */
+		if (!free_request(b)) {
+			b->stalled = true;
+			break;
+		}
 		int r = virtq_pop(vq, &chain);
 		if (r == 0)
 			break;
@@ -336,6 +343,8 @@ static void on_completions(void *ctx, uint32_t events)
 	io_uring_cq_advance(&b->ring, count);
 	if (count)
 		virtio_mmio_used(&b->transport, 0);
+	if (b->stalled && b->transport.active)
+		queue_notify(b, 0);
 	pthread_mutex_unlock(&b->transport.lock);
 }
 

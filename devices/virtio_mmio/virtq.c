@@ -115,7 +115,7 @@ int virtq_pop(struct virtq *q, struct virtq_chain *c)
 	q->chains++;
 	if (q->event_idx) {
 		/* Ask for a kick as soon as the driver adds past what we have taken. */
-		uint16_t *avail_event = (uint16_t *)&q->used->ring[n];
+		uint16_t *avail_event = (uint16_t *)((uint8_t *)q->used + 4 + 8ull * n);
 		__atomic_store_n(avail_event, q->s.last_avail, __ATOMIC_RELEASE);
 	}
 	return 1;
@@ -155,7 +155,7 @@ bool virtq_should_notify(struct virtq *q)
 	if (!valid)
 		return true;
 	uint16_t used_event =
-	    __atomic_load_n((uint16_t *)&q->avail->ring[q->s.num], __ATOMIC_ACQUIRE);
+	    __atomic_load_n((uint16_t *)((uint8_t *)q->avail + 4 + 2ull * q->s.num), __ATOMIC_ACQUIRE);
 	return (uint16_t)(new_idx - used_event - 1) < (uint16_t)(new_idx - old);
 }
 
