@@ -241,6 +241,8 @@ static int parse_run_args(int argc, char **argv, struct vm_config *cfg)
 	return 0;
 }
 
+static int run_vm(struct vm_config *cfg);
+
 int cmd_run(int argc, char **argv)
 {
 	struct vm_config cfg = {
@@ -251,8 +253,23 @@ int cmd_run(int argc, char **argv)
 	    .console_in_fd = STDIN_FILENO,
 	};
 	int r = parse_run_args(argc, argv, &cfg);
-	if (r != 0)
-		return r < 0 ? EMBER_EXIT_OK : r;
+	if (r == 0)
+		r = run_vm(&cfg);
+	else if (r < 0)
+		r = EMBER_EXIT_OK; /* --help */
+	for (unsigned i = 0; i < cfg.ndevices; i++) {
+		const struct virtio_device_class *cls = cfg.devices[i].cls;
+		if (cls->free_config)
+			cls->free_config(cfg.devices[i].config);
+		else
+			free(cfg.devices[i].config);
+	}
+	return r;
+}
+
+static int run_vm(struct vm_config *cfg_in)
+{
+	struct vm_config cfg = *cfg_in;
 
 	static struct vm vm; /* large; kept off the stack */
 	if (vm_create(&vm, &cfg) < 0) {

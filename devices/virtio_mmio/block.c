@@ -362,6 +362,12 @@ static int parse(const char *spec, void **config)
 	return 0;
 }
 
+static void free_config(void *config)
+{
+	block_config_free(config);
+	free(config);
+}
+
 static const char *conflict(const void *a, const void *b)
 {
 	const struct block_config *x = a, *y = b;
@@ -462,6 +468,7 @@ const struct virtio_device_class virtio_block_class = {
     .flag = "drive",
     .usage = "path=FILE[,id=ID][,ro]   a raw disk image as virtio-blk",
     .parse = parse,
+    .free_config = free_config,
     .conflict = conflict,
     .create = create,
     .start = start,

@@ -12,6 +12,8 @@ struct virtio_device_class {
 	const char *usage; /* the SPEC grammar, for --help */
 	/* Parse SPEC into a new config (malloc'd), checking what can be checked before boot. */
 	int (*parse)(const char *spec, void **config);
+	/* Free a config from parse; NULL means plain free(). */
+	void (*free_config)(void *config);
 	/* Two configs that cannot coexist (same id, same socket path): a message, or NULL. */
 	const char *(*conflict)(const void *a, const void *b);
 	/* Build the device (open its backend) as virtio-mmio device number `index`. */
@@ -23,6 +25,8 @@ struct virtio_device_class {
 };
 
 extern const struct virtio_device_class virtio_block_class;
+extern const struct virtio_device_class virtio_net_class;
+extern const struct virtio_device_class virtio_vsock_class;
 
 /* Every class, for the command line and --help. */
 extern const struct virtio_device_class *const virtio_device_classes[];
