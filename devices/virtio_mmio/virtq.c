@@ -159,10 +159,15 @@ bool virtq_should_notify(struct virtq *q)
 	return (uint16_t)(new_idx - used_event - 1) < (uint16_t)(new_idx - old);
 }
 
-uint64_t virtq_chain_read(const struct virtq_chain *c, uint64_t offset, void *dst, uint64_t len)
+/* Copy between a flat buffer and the readable (to_chain false) or writable (true) segments of a
+ * chain, starting `offset` bytes into that part. */
+static uint64_t chain_copy(const struct virtq_chain *c, uint64_t offset, uint8_t *buf, uint64_t len,
+			   bool to_chain)
 {
+	unsigned first = to_chain ? c->nreadable : 0;
+	unsigned end = to_chain ? c->nsegs : c->nreadable;
 	uint64_t done = 0;
-	for (unsigned i = 0; i < c->nreadable && done < len; i++) {
+	for (unsigned i = first; i < end && done < len; i++) {
 		const struct virtq_seg *s = &c->segs[i];
 		if (offset >= s->len) {
 			offset -= s->len;
@@ -171,29 +176,23 @@ uint64_t virtq_chain_read(const struct virtq_chain *c, uint64_t offset, void *ds
 		uint64_t n = s->len - offset;
 		if (n > len - done)
 			n = len - done;
-		memcpy((uint8_t *)dst + done, s->host + offset, n);
+		if (to_chain)
+			memcpy(s->host + offset, buf + done, n);
+		else
+			memcpy(buf + done, s->host + offset, n);
 		done += n;
 		offset = 0;
 	}
 	return done;
 }
 
+uint64_t virtq_chain_read(const struct virtq_chain *c, uint64_t offset, void *dst, uint64_t len)
+{
+	return chain_copy(c, offset, dst, len, false);
+}
+
 uint64_t virtq_chain_write(const struct virtq_chain *c, uint64_t offset, const void *src,
 			   uint64_t len)
 {
-	uint64_t done = 0;
-	for (unsigned i = c->nreadable; i < c->nsegs && done < len; i++) {
-		const struct virtq_seg *s = &c->segs[i];
-		if (offset >= s->len) {
-			offset -= s->len;
-			continue;
-		}
-		uint64_t n = s->len - offset;
-		if (n > len - done)
-			n = len - done;
-		memcpy(s->host + offset, (const uint8_t *)src + done, n);
-		done += n;
-		offset = 0;
-	}
-	return done;
+	return chain_copy(c, offset, (uint8_t *)src, len, true);
 }
