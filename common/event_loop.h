@@ -7,7 +7,7 @@
 
 typedef void (*event_fn)(void *ctx, uint32_t events);
 
-#define EVENT_LOOP_MAX 32
+#define EVENT_LOOP_MAX 512 /* vsock alone may hold 256 connection sockets */
 
 struct event_handler {
 	int fd;
