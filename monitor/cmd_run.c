@@ -44,16 +44,21 @@ void cmd_run_usage(void)
 	    "  --log-file PATH        write Ember's log there instead of stderr\n"
 	    "  -h, --help             this text\n"
 	    "\n"
-	    "Exit codes:\n"
-	    "  0    the guest asked to stop (i8042 reset, e.g. Linux reboot with reboot=k)\n"
-	    "  1    monitor error (bad image, KVM failure, ...)\n"
-	    "  2    bad command line\n"
-	    "  3    guest panic (pvpanic write, or a reset right after a kernel panic message)\n"
-	    "  4    triple fault\n"
-	    "  5    instruction emulation failure (the report shows the bytes at RIP)\n"
-	    "  6    other KVM internal error or failed VM entry\n"
-	    "  128+N  stopped by signal N (130 for Ctrl-C)\n",
+	    "Devices (virtio-mmio, announced on the kernel command line; repeatable):\n",
 	    VM_MAX_VCPUS, LAYOUT_MAX_MEM_MIB, DEFAULT_MEM_MIB);
+	for (unsigned i = 0; virtio_device_classes[i]; i++)
+		printf("  --%-6s %s\n", virtio_device_classes[i]->flag,
+		       virtio_device_classes[i]->usage);
+	printf("\n"
+	       "Exit codes:\n"
+	       "  0    the guest asked to stop (i8042 reset, e.g. Linux reboot with reboot=k)\n"
+	       "  1    monitor error (bad image, KVM failure, ...)\n"
+	       "  2    bad command line\n"
+	       "  3    guest panic (pvpanic write, or a reset right after a kernel panic message)\n"
+	       "  4    triple fault\n"
+	       "  5    instruction emulation failure (the report shows the bytes at RIP)\n"
+	       "  6    other KVM internal error or failed VM entry\n"
+	       "  128+N  stopped by signal N (130 for Ctrl-C)\n");
 }
 
 static struct termios saved_tty;

@@ -91,14 +91,16 @@ int virtio_mmio_attach(struct virtio_mmio_dev *t, int vm_fd, struct bus *mmio,
 
 void virtio_mmio_destroy(struct virtio_mmio_dev *t)
 {
+	if (!t->ops)
+		return; /* never initialized: its fds are not ours to close */
 	for (unsigned q = 0; q < VIRTIO_MMIO_MAX_QUEUES; q++)
 		if (t->kick_fds[q] >= 0)
 			close(t->kick_fds[q]);
 	if (t->irq_fd >= 0)
 		close(t->irq_fd);
 	t->irq_fd = -1;
-	if (t->ops)
-		pthread_mutex_destroy(&t->lock);
+	pthread_mutex_destroy(&t->lock);
+	t->ops = NULL;
 }
 
 int virtio_mmio_cmdline(const struct virtio_mmio_dev *t, char *buf, size_t size)
