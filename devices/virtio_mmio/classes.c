@@ -4,6 +4,7 @@
 
 const struct virtio_device_class *const virtio_device_classes[] = {
     &virtio_block_class,
+    &virtio_net_class,
     &virtio_vsock_class,
     NULL,
 };

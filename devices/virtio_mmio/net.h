@@ -1,0 +1,39 @@
+/* virtio-net over a Linux tap: `--net tap=NAME` (or `fd=N`, a tap a parent opened). The guest's
+ * virtio_net_hdr_v1 passes through the tap unchanged (IFF_VNET_HDR, 12-byte header), so the
+ * checksum and TSO offloads the guest accepts are set on the tap and need no work here. TX
+ * frames go from the guest's buffers to the tap in one writev; RX frames are read straight
+ * into the guest's buffers, and with MRG_RXBUF a frame spans as many buffers as it needs. */
+#pragma once
+
+#include "devices/virtio_mmio/device.h"
+
+#include <net/if.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define NET_ID_MAX 63
+
+/* Plain data (no pointers): the monitor frees it with free(). */
+struct net_config {
+	char id[NET_ID_MAX + 1]; /* defaults to the tap name, or "fd<N>" */
+	char tap[IFNAMSIZ];	 /* "" with fd= */
+	int fd;			 /* an open tap from fd=N, or -1 */
+	uint8_t mac[6];
+	bool mac_set; /* without mac=, create() picks a random locally administered one */
+};
+
+struct net_stats {
+	uint64_t rx_frames, rx_bytes; /* delivered to the guest; bytes without the header */
+	uint64_t tx_frames, tx_bytes; /* handed to the tap */
+	uint64_t rx_dropped_too_big;  /* larger than all the buffers the driver can post */
+	uint64_t rx_dropped_offload;  /* carried an offload the driver did not accept */
+	uint64_t rx_dropped_reset;    /* waiting for buffers when the driver reset the device */
+	uint64_t rx_waits;	      /* times a frame waited for the driver to post buffers */
+	uint64_t tx_dropped;	      /* refused by the tap (bad header, interface gone) */
+	uint64_t tap_errors;	      /* failed reads and writes, the tap disappearing */
+};
+
+/* "tap=NAME|fd=N[,mac=XX:XX:XX:XX:XX:XX][,id=ID]" */
+int net_config_parse(const char *spec, struct net_config *cfg);
+/* A copy of the counters, taken under the device's lock. */
+void net_get_stats(void *dev, struct net_stats *out);
