@@ -6,7 +6,7 @@ SUDO=
 PACKAGES="
   build-essential pkg-config meson ninja-build python3 clang-format
   libseccomp-dev liburing-dev libprotobuf-c-dev protobuf-c-compiler libcriterion-dev
-  qemu-system-x86 busybox-static cpio kmod iproute2 clang
+  qemu-system-x86 busybox-static cpio kmod iproute2 clang e2fsprogs
   linux-source-6.1 flex bison bc libelf-dev libssl-dev xz-utils
 "
 export DEBIAN_FRONTEND=noninteractive

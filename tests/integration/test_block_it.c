@@ -37,16 +37,16 @@ static void assert_pattern(const char *path, off_t off, size_t len, unsigned see
 	cr_assert(eq(i64, pread(fd, buf, len, off), (ssize_t)len));
 	close(fd);
 	for (size_t i = 0; i < len; i++)
-		cr_assert(eq(u8, buf[i], (unsigned char)(i * 31 + seed)), "byte %zu of the written region",
-			  i);
+		cr_assert(eq(u8, buf[i], (unsigned char)(i * 31 + seed)),
+			  "byte %zu of the written region", i);
 	free(buf);
 }
 
 static void run_blk(struct ember_run *r, const char *drive_spec, const char *cmdline,
 		    const struct ember_trigger *trigger)
 {
-	const char *args[] = {"run",     "--kernel", unikernel_path(), "--mem-mib", "128",
-			      "--drive", drive_spec, "--cmdline", cmdline,      NULL};
+	const char *args[] = {"run",	 "--kernel", unikernel_path(), "--mem-mib", "128",
+			      "--drive", drive_spec, "--cmdline",      cmdline,	    NULL};
 	ember_exec(r, args, TIMEOUT_S, NULL, trigger);
 }
 
@@ -82,7 +82,8 @@ Test(block_it, read_only_drive_fails_guest_writes_and_keeps_the_file)
 	struct ember_run r;
 	run_blk(&r, spec, "check=blk", NULL);
 	cr_assert(ne(ptr, strstr(r.out, "CHECK blk PASS"), NULL), "%s", ember_run_describe(&r));
-	cr_assert(ne(ptr, strstr(r.out, "ro=1 write_refused=1"), NULL), "%s", ember_run_describe(&r));
+	cr_assert(ne(ptr, strstr(r.out, "ro=1 write_refused=1"), NULL), "%s",
+		  ember_run_describe(&r));
 	cr_assert(eq(u64, crc32_range(img, 0, 1 << 20), before), "read-only file changed");
 	ember_run_free(&r);
 	unlink(img);

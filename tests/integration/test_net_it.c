@@ -22,7 +22,7 @@
 
 #define TIMEOUT_S 180.0
 #define GUEST_IP  "10.0.2.15"
-#define HOST_IP   "10.0.2.1"
+#define HOST_IP	  "10.0.2.1"
 
 static void make_tap_namespace(void)
 {
@@ -36,8 +36,9 @@ static void make_tap_namespace(void)
 	cr_assert(eq(int, ioctl(fd, TUNSETIFF, &ifr), 0), "TUNSETIFF: %s", strerror(errno));
 	cr_assert(eq(int, ioctl(fd, TUNSETPERSIST, 1), 0));
 	close(fd);
-	cr_assert(eq(int, system("ip link set lo up && ip addr add " HOST_IP "/24 dev tap0 && "
-				 "ip link set tap0 up"),
+	cr_assert(eq(int,
+		     system("ip link set lo up && ip addr add " HOST_IP "/24 dev tap0 && "
+			    "ip link set tap0 up"),
 		     0));
 }
 
@@ -128,9 +129,14 @@ Test(net_it, ping_and_udp_echo_through_a_tap)
 	struct net_agent a = {0};
 	pthread_t th;
 	pthread_create(&th, NULL, net_host_side, &a);
-	const char *args[] = {"run",   "--kernel", unikernel_path(),
-			      "--net", "tap=tap0,mac=aa:fc:00:00:00:01",
-			      "--cmdline", "check=net ip=" GUEST_IP " net_secs=120", NULL};
+	const char *args[] = {"run",
+			      "--kernel",
+			      unikernel_path(),
+			      "--net",
+			      "tap=tap0,mac=aa:fc:00:00:00:01",
+			      "--cmdline",
+			      "check=net ip=" GUEST_IP " net_secs=120",
+			      NULL};
 	struct ember_run r;
 	ember_exec(&r, args, TIMEOUT_S, NULL, NULL);
 	pthread_join(th, NULL);
@@ -144,8 +150,9 @@ Test(net_it, ping_and_udp_echo_through_a_tap)
 
 Test(net_it, a_tap_that_cannot_be_opened_is_an_error_before_boot)
 {
-	const char *args[] = {"run", "--kernel", unikernel_path(), "--net",
-			      "tap=this-name-is-far-too-long-for-a-tap", NULL};
+	const char *args[] = {
+	    "run", "--kernel", unikernel_path(), "--net", "tap=this-name-is-far-too-long-for-a-tap",
+	    NULL};
 	struct ember_run r;
 	ember_exec(&r, args, 20, NULL, NULL);
 	cr_assert(eq(int, r.exit_code, 2), "%s", ember_run_describe(&r));

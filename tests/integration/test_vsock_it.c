@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #define TIMEOUT_S 300.0
-#define PORT      1234
+#define PORT	  1234
 
 static void uds_path(char *buf, size_t size, const char *tag)
 {
@@ -96,7 +96,8 @@ static bool echo_streams(int *fds, unsigned n, size_t len, char *why, size_t why
 		for (unsigned i = 0; i < n && ok; i++) {
 			unsigned char buf[65536];
 			if ((p[i].revents & POLLOUT) && sent[i] < len) {
-				size_t k = len - sent[i] < sizeof(buf) ? len - sent[i] : sizeof(buf);
+				size_t k =
+				    len - sent[i] < sizeof(buf) ? len - sent[i] : sizeof(buf);
 				for (size_t j = 0; j < k; j++)
 					buf[j] = pattern(sent[i] + j, i);
 				ssize_t w = write(fds[i], buf, k);
@@ -108,14 +109,16 @@ static bool echo_streams(int *fds, unsigned n, size_t len, char *why, size_t why
 			if (p[i].revents & (POLLIN | POLLHUP)) {
 				ssize_t r = read(fds[i], buf, sizeof(buf));
 				if (r <= 0) {
-					snprintf(why, why_size, "stream %u closed after %zu of %zu bytes",
-						 i, got[i], len);
+					snprintf(why, why_size,
+						 "stream %u closed after %zu of %zu bytes", i,
+						 got[i], len);
 					ok = false;
 					break;
 				}
 				for (ssize_t j = 0; j < r; j++)
 					if (buf[j] != pattern(got[i] + (size_t)j, i)) {
-						snprintf(why, why_size, "stream %u: byte %zu differs", i,
+						snprintf(why, why_size,
+							 "stream %u: byte %zu differs", i,
 							 got[i] + (size_t)j);
 						ok = false;
 						break;
@@ -172,8 +175,8 @@ static void run_server_test(unsigned streams, size_t bytes)
 		 PORT, streams, streams);
 	pthread_t th;
 	pthread_create(&th, NULL, server_side, &a);
-	const char *args[] = {"run",   "--kernel",  unikernel_path(), "--mem-mib", "256",
-			      "--vsock", vsock, "--cmdline", cmdline, NULL};
+	const char *args[] = {"run",	 "--kernel", unikernel_path(), "--mem-mib", "256",
+			      "--vsock", vsock,	     "--cmdline",      cmdline,	    NULL};
 	struct ember_run r;
 	ember_exec(&r, args, TIMEOUT_S, NULL, NULL);
 	pthread_join(th, NULL);
@@ -248,8 +251,8 @@ Test(vsock_it, guest_connects_to_the_host)
 	snprintf(vsock, sizeof(vsock), "cid=3,uds=%s", base);
 	snprintf(cmdline, sizeof(cmdline),
 		 "check=vsock_client vsock_port=%d vsock_bytes=16777216 vsock_secs=240", PORT);
-	const char *args[] = {"run",   "--kernel",  unikernel_path(), "--mem-mib", "256",
-			      "--vsock", vsock, "--cmdline", cmdline, NULL};
+	const char *args[] = {"run",	 "--kernel", unikernel_path(), "--mem-mib", "256",
+			      "--vsock", vsock,	     "--cmdline",      cmdline,	    NULL};
 	struct ember_run r;
 	ember_exec(&r, args, TIMEOUT_S, NULL, NULL);
 	shutdown(l.lfd, SHUT_RDWR);
