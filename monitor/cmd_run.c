@@ -291,6 +291,7 @@ static int run_vm(struct vm_config *cfg_in)
 	console_tty_leave();
 	int code = vm_exit_code(&vm, why);
 	double stop_ms = (double)(vm.metrics.stop_ns - timing_start_ns()) / 1e6;
+	vm_log_stats(&vm);
 	vm_destroy(&vm);
 	double teardown_ms = (double)vm.metrics.teardown_ns / 1e6;
 	if (code != EMBER_EXIT_OK && code < EMBER_EXIT_SIGNAL_BASE)

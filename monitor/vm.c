@@ -456,6 +456,30 @@ void vm_destroy(struct vm *vm)
 	vm->vm_fd = vm->kvm_fd = -1;
 }
 
+void vm_log_stats(const struct vm *vm)
+{
+	static const char *const names[VCPU_EXIT_KINDS] = {
+	    "io", "mmio", "hlt", "intr", "shutdown", "internal", "system_event", "other"};
+	uint64_t total[VCPU_EXIT_KINDS] = {0};
+	for (unsigned i = 0; i < vm->nvcpus; i++)
+		for (unsigned k = 0; k < VCPU_EXIT_KINDS; k++)
+			total[k] += atomic_load(&vm->vcpus[i].exits[k]);
+	char line[256];
+	size_t n = 0;
+	for (unsigned k = 0; k < VCPU_EXIT_KINDS && n < sizeof(line); k++)
+		n += (size_t)snprintf(line + n, sizeof(line) - n, " %s=%llu", names[k],
+				      (unsigned long long)total[k]);
+	log_info("vCPU exits:%s", line);
+	for (unsigned i = 0; i < vm->ndevices; i++) {
+		const struct virtio_mmio_dev *t = vm->devices[i].transport;
+		log_info("%s at 0x%llx: notifies=%llu interrupts=%llu needs_reset=%llu",
+			 t->ops->name, (unsigned long long)t->base,
+			 (unsigned long long)t->stats.notifies,
+			 (unsigned long long)t->stats.interrupts,
+			 (unsigned long long)t->stats.needs_reset_events);
+	}
+}
+
 const char *vm_stop_reason_name(enum vm_stop_reason reason)
 {
 	switch (reason) {

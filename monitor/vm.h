@@ -88,6 +88,8 @@ int vm_create(struct vm *vm, const struct vm_config *cfg);
 /* Start the vCPUs and serve the VM until it stops; returns the stop reason. */
 enum vm_stop_reason vm_run(struct vm *vm);
 void vm_destroy(struct vm *vm);
+/* Log what the VM did: vCPU exits by reason and each device's transport counters. */
+void vm_log_stats(const struct vm *vm);
 /* The `ember` exit code for a stop reason. */
 int vm_exit_code(const struct vm *vm, enum vm_stop_reason reason);
 const char *vm_stop_reason_name(enum vm_stop_reason reason);
