@@ -11,6 +11,20 @@ struct options {
 	uint64_t cpus;	  /* smp: expected CPUs, 0 = MP table or 1 */
 	uint64_t ticks;	  /* timer: LAPIC interrupts to wait for (default 10) */
 	uint64_t tick_us; /* timer: LAPIC timer period (default 250) */
+
+	/* virtio devices (virtio.c) */
+	uint64_t virtio_irq;	   /* 1: interrupts and hlt; 0: CPL3 polling (default) */
+	uint64_t virtio_event_idx; /* 0: do not negotiate VIRTIO_RING_F_EVENT_IDX */
+	/* blk */
+	uint64_t blk_read_sectors, blk_write_at, blk_write_sectors, blk_seed;
+	/* blk_bench */
+	uint64_t blk_bench_mib, blk_bench_qd, blk_bench_secs;
+	/* net */
+	uint32_t ip; /* host byte order: 10.0.2.15 = 0x0a00020f */
+	uint64_t net_secs, udp_port;
+	/* vsock_server, vsock_client */
+	uint64_t vsock_port, vsock_conns, vsock_secs, vsock_expect;
+	uint64_t vsock_bytes, vsock_sink, vsock_cid;
 };
 
 extern struct options opts;
@@ -36,5 +50,10 @@ void check_triplefault(void);
 void check_panic(void);
 void check_emufail(void);
 void check_echo(void);
+void check_blk(void);
+void check_blk_bench(void);
+void check_net(void);
+void check_vsock_server(void);
+void check_vsock_client(void);
 
 #endif

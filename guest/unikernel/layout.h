@@ -37,8 +37,14 @@
 #define VEC_SERVICE  0x30 /* DPL3 gate: the few requests CPL3 cannot do itself */
 #define NUM_VECTORS  0x31
 
+/* virtio-mmio devices in interrupt mode (virtio_irq=1): vector base + irq % 8,
+ * routed from the IOAPIC pin the command line names. */
+#define VEC_VIRTIO_BASE 0x22
+#define VIRTIO_VECTORS	8
+
 #define SERVICE_HALT	     0
 #define SERVICE_TRIPLE_FAULT 1
+#define SERVICE_WAIT	     2 /* sti; hlt: wait for the next interrupt, then return */
 
 /* 1 GiB pages identity-map 0-64 GiB; without them, 2 MiB pages map 0-4 GiB. */
 #define PDPT_STATIC_ENTRIES 64

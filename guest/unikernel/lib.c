@@ -65,12 +65,13 @@ bool parse_u64(const char *s, size_t len, uint64_t *out)
 	return true;
 }
 
-/* IEEE 802.3 CRC-32, reflected, as zlib's crc32(0, buf, len). */
-uint32_t crc32_ieee(const void *buf, uint64_t len)
+/* IEEE 802.3 CRC-32, reflected, as zlib's crc32(crc, buf, len): pass 0 to
+ * start, the previous result to continue. */
+uint32_t crc32_ieee_update(uint32_t prev, const void *buf, uint64_t len)
 {
 	static uint32_t table[256];
 	const uint8_t *p = buf;
-	uint32_t crc = 0xffffffff;
+	uint32_t crc = ~prev;
 
 	if (!table[1]) {
 		for (uint32_t i = 0; i < 256; i++) {
@@ -83,4 +84,9 @@ uint32_t crc32_ieee(const void *buf, uint64_t len)
 	for (uint64_t i = 0; i < len; i++)
 		crc = table[(crc ^ p[i]) & 0xff] ^ (crc >> 8);
 	return ~crc;
+}
+
+uint32_t crc32_ieee(const void *buf, uint64_t len)
+{
+	return crc32_ieee_update(0, buf, len);
 }

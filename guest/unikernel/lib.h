@@ -12,6 +12,7 @@ size_t strlen(const char *s);
 bool str_eq_n(const char *a, size_t alen, const char *b);
 bool parse_u64(const char *s, size_t len, uint64_t *out);
 uint32_t crc32_ieee(const void *buf, uint64_t len);
+uint32_t crc32_ieee_update(uint32_t crc, const void *buf, uint64_t len);
 
 static inline uint64_t load_u64(const void *p)
 {

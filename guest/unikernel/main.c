@@ -4,6 +4,7 @@
 #include "checks.h"
 #include "console.h"
 #include "lib.h"
+#include "virtio.h"
 
 struct options opts;
 const char *current_check __attribute__((section(".data")));
@@ -22,6 +23,11 @@ static const struct {
     {"panic", check_panic},
     {"emufail", check_emufail},
     {"echo", check_echo},
+    {"blk", check_blk},
+    {"blk_bench", check_blk_bench},
+    {"net", check_net},
+    {"vsock_server", check_vsock_server},
+    {"vsock_client", check_vsock_client},
 };
 
 /* check=NAME[,NAME...] tokens, concatenated in command-line order. */
@@ -31,6 +37,30 @@ static size_t check_list_len;
 static bool is_space(char c)
 {
 	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+/* ip=A.B.C.D, or Linux's ip=<client>:<server>:<gw>:... (the first field). */
+static void parse_ipv4(const char *s, size_t len, uint32_t *out)
+{
+	uint32_t ip = 0;
+	size_t i = 0;
+
+	for (int part = 0; part < 4; part++) {
+		size_t start = i;
+		while (i < len && s[i] != '.' && s[i] != ':')
+			i++;
+		uint64_t v;
+		if (!parse_u64(s + start, i - start, &v) || v > 255)
+			return;
+		ip = ip << 8 | (uint32_t)v;
+		if (part < 3) {
+			if (i >= len || s[i] != '.')
+				return;
+			i++;
+		}
+	}
+	if (i == len || s[i] == ':')
+		*out = ip;
 }
 
 static void parse_token(const char *t, size_t len)
@@ -43,6 +73,24 @@ static void parse_token(const char *t, size_t len)
 	    {"cpus", &opts.cpus},
 	    {"ticks", &opts.ticks},
 	    {"tick_us", &opts.tick_us},
+	    {"virtio_irq", &opts.virtio_irq},
+	    {"virtio_event_idx", &opts.virtio_event_idx},
+	    {"blk_read_sectors", &opts.blk_read_sectors},
+	    {"blk_write_at", &opts.blk_write_at},
+	    {"blk_write_sectors", &opts.blk_write_sectors},
+	    {"blk_seed", &opts.blk_seed},
+	    {"blk_bench_mib", &opts.blk_bench_mib},
+	    {"blk_bench_qd", &opts.blk_bench_qd},
+	    {"blk_bench_secs", &opts.blk_bench_secs},
+	    {"net_secs", &opts.net_secs},
+	    {"udp_port", &opts.udp_port},
+	    {"vsock_port", &opts.vsock_port},
+	    {"vsock_conns", &opts.vsock_conns},
+	    {"vsock_secs", &opts.vsock_secs},
+	    {"vsock_expect", &opts.vsock_expect},
+	    {"vsock_bytes", &opts.vsock_bytes},
+	    {"vsock_sink", &opts.vsock_sink},
+	    {"vsock_cid", &opts.vsock_cid},
 	};
 	size_t eq = 0;
 
@@ -57,6 +105,14 @@ static void parse_token(const char *t, size_t len)
 		check_list_len += len - eq - 1;
 		return;
 	}
+	if (str_eq_n(t, eq, "virtio_mmio.device")) {
+		virtio_cmdline_device(t + eq + 1, len - eq - 1);
+		return;
+	}
+	if (str_eq_n(t, eq, "ip")) {
+		parse_ipv4(t + eq + 1, len - eq - 1, &opts.ip);
+		return;
+	}
 	for (size_t i = 0; i < sizeof(numbers) / sizeof(numbers[0]); i++) {
 		uint64_t v;
 		if (str_eq_n(t, eq, numbers[i].key) && parse_u64(t + eq + 1, len - eq - 1, &v))
@@ -69,6 +125,22 @@ static void parse_cmdline(const char *s)
 	opts.mem_mib = 16;
 	opts.ticks = 10;
 	opts.tick_us = 250; /* KVM stretches periodic LAPIC timers below 200 us */
+	opts.virtio_event_idx = 1;
+	opts.blk_read_sectors = 64;
+	opts.blk_write_at = 64;
+	opts.blk_write_sectors = 64;
+	opts.blk_seed = 1;
+	opts.blk_bench_mib = 64;
+	opts.blk_bench_qd = 16;
+	opts.blk_bench_secs = 1;
+	opts.ip = 0x0a00020f; /* 10.0.2.15 */
+	opts.net_secs = 10;
+	opts.udp_port = 7;
+	opts.vsock_port = 1234;
+	opts.vsock_conns = 64;
+	opts.vsock_secs = 30;
+	opts.vsock_bytes = 16 << 20;
+	opts.vsock_cid = 2;
 	while (*s) {
 		while (is_space(*s))
 			s++;

@@ -18,6 +18,9 @@ vector_stubs:
 	jmp timer_isr
 	.elseif vec == VEC_SERIAL
 	jmp serial_isr
+	.elseif (vec >= VEC_VIRTIO_BASE) && (vec < VEC_VIRTIO_BASE + VIRTIO_VECTORS)
+	incq virtio_irqs + 8 * (vec - VEC_VIRTIO_BASE)(%rip)
+	jmp eoi_iret
 	.elseif vec == VEC_SPURIOUS
 	iretq /* no EOI for a spurious interrupt */
 	.elseif vec == VEC_SERVICE
@@ -72,6 +75,15 @@ timer_isr:
 	pop %rax
 	iretq
 
+/* A virtio device interrupt: counted by its stub. The device's
+ * InterruptStatus is acknowledged at CPL3 (virtio.c) before it waits again. */
+eoi_iret:
+	push %rax
+	mov $LAPIC_EOI, %eax
+	movl $0, (%rax)
+	pop %rax
+	iretq
+
 serial_isr:
 	push %rax
 	push %rdx
@@ -84,8 +96,14 @@ serial_isr:
 	pop %rax
 	iretq
 
-/* int $VEC_SERVICE from CPL3, eax = request. lidt and hlt are privileged. */
+/* int $VEC_SERVICE from CPL3, eax = request. lidt and hlt are privileged.
+ * SERVICE_WAIT: the caller checked for work with IF=0; sti's one-instruction
+ * shadow makes "sti; hlt" atomic, so an interrupt pending since that check
+ * ends the hlt at once. Its handler returns here, and iretq restores the
+ * caller's IF=0. */
 service_isr:
+	cmp $SERVICE_WAIT, %eax
+	je 3f
 	cmp $SERVICE_TRIPLE_FAULT, %eax
 	je 2f
 1:	cli
@@ -93,6 +111,9 @@ service_isr:
 	jmp 1b
 2:	lidt empty_idt_desc
 	ud2 /* #UD, then #GP, then #DF find no IDT: triple fault */
+3:	sti
+	hlt
+	iretq
 
 	.section .rodata.idt, "a"
 	.balign 16
