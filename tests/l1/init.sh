@@ -126,10 +126,11 @@ echo "$up" >/l1run/booted
 
 # (The subshell's 2>/dev/null takes the shell's own "Killed" notice when CMD
 # dies by a signal, which would otherwise land in CMD's stderr.)
-(chroot $R /usr/bin/env -i /bin/sh /run/ember-l1/cmd.sh </dev/null >"$out" 2>"$err") 2>/dev/null
+(env -i chroot $R /bin/sh /run/ember-l1/cmd.sh </dev/null >"$out" 2>"$err") 2>/dev/null
 rc=$?
+dbg "command exited with status $rc"
 sync
 echo "$rc" >/l1run/status.tmp && mv /l1run/status.tmp /l1run/status
-sync
+dbg "status written, rebooting"
 reboot -f
 while :; do sleep 1; done
