@@ -228,8 +228,10 @@ static void conn_data(struct conn *c, const uint8_t *p, uint32_t len)
 			vs.credit_violations++; /* the peer ignored our buf_alloc: drop */
 			return;
 		}
-		for (uint32_t i = 0; i < len; i++)
-			c->ring[(c->ring_head + i) & (SERVER_BUF - 1)] = p[i];
+		uint32_t at = c->ring_head & (SERVER_BUF - 1);
+		uint32_t first = len < SERVER_BUF - at ? len : SERVER_BUF - at;
+		memcpy(c->ring + at, p, first);
+		memcpy(c->ring, p + first, len - first);
 		c->ring_head += len;
 		c->received += len;
 		return;
@@ -392,8 +394,10 @@ static bool conn_pump(struct conn *c)
 			return false;
 		uint8_t *d = slot_data(slot);
 		if (vs.server) {
-			for (uint32_t i = 0; i < n; i++)
-				d[i] = c->ring[(c->ring_tail + i) & (SERVER_BUF - 1)];
+			uint32_t at = c->ring_tail & (SERVER_BUF - 1);
+			uint32_t first = n < SERVER_BUF - at ? n : SERVER_BUF - at;
+			memcpy(d, c->ring + at, first);
+			memcpy(d + first, c->ring, n - first);
 			c->ring_tail += n;
 			c->fwd_cnt += n;
 			vs.echoed += n;

@@ -344,7 +344,7 @@ struct virtq *virtio_queue(struct vdev *d, unsigned index, unsigned max_size)
 	q->write_len = dma_alloc(4ull * size, 16);
 	q->chain_len = dma_alloc(size, 16);
 	for (uint32_t i = 0; i < size; i++)
-		q->desc[i].next = (uint16_t)(i + 1);
+		q->desc[i].next = (uint16_t)((i + 1) % size); /* in range even at the end */
 	q->free_head = 0;
 	q->num_free = (uint16_t)size;
 	q->avail[AVAIL_FLAGS] = d->irq_mode ? 0 : VRING_AVAIL_F_NO_INTERRUPT;

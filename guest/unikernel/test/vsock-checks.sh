@@ -58,6 +58,7 @@ scenario() {
 	if [ $prc = 0 ] && [ -n "$want" ] && [ "$want" = "$got" ] && grep -q "ember-unikernel: done" "$tmp/$name.out"; then
 		printf 'ok   %-22s %3ss %s\n' "$name" $(($(date +%s) - t0)) "$(grep '^CHECK' "$tmp/$name.out")"
 		grep -E '^vsock: (sent|accepted)' "$tmp/$name.out" | sed 's/^/     /'
+		grep -E '^peer: port' "$tmp/$name.peer" | sed 's/^/     /'
 	else
 		printf 'FAIL %-22s %3ss (peer rc=%s, peer says "%s", guest says "%s")\n' "$name" $(($(date +%s) - t0)) "$prc" "$want" "$got"
 		sed 's/^/  guest | /' "$tmp/$name.out"
@@ -72,6 +73,7 @@ scenario client-sink "check=vsock_client vsock_bytes=$((4 * mib)) vsock_sink=1 v
 scenario client-irq "check=vsock_client vsock_bytes=$((2 * mib)) virtio_irq=1 virtio_event_idx=0" listening listen 1234 $((2 * mib))
 scenario server-8x1m "check=vsock_server vsock_expect=8 vsock_secs=120" "" connect $cid 1234 8 $mib
 scenario server-64x64k-irq "check=vsock_server vsock_expect=64 vsock_secs=120 virtio_irq=1" "" connect $cid 1234 64 65536
+scenario server-halfclose "check=vsock_server vsock_expect=3 vsock_secs=120" "" connect $cid 1234 3 200000 halfclose
 scenario server-4-noevidx "check=vsock_server vsock_expect=4 vsock_secs=120 virtio_event_idx=0 vsock_port=999" "" connect $cid 999 4 300000
 
 [ $failures = 0 ] && echo "all unikernel vsock scenarios passed"

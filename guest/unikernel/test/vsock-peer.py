@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
 """Host side of the unikernel's vsock checks, over AF_VSOCK (vhost-vsock).
 
-  vsock-peer.py connect CID PORT CONNS BYTES
+  vsock-peer.py connect CID PORT CONNS BYTES [halfclose]
       For vsock_server: open CONNS connections to the guest at once (retrying
       until it listens), send BYTES on each while reading the echo, compare,
       close. Prints "peer: conns=N bytes=N" (bytes echoed, all connections).
+      With "halfclose", also check that a connection to PORT + 1 is refused,
+      and shut each connection down for writing (SHUT_WR) once its data is
+      sent, reading the echo to its end before closing.
   vsock-peer.py listen PORT BYTES [sink]
       For vsock_client: accept one connection and echo everything back; with
       "sink", read BYTES first, check them, then send BYTES of the pattern.
@@ -49,9 +52,18 @@ def connect_one(cid, port, deadline):
             time.sleep(0.2)
 
 
-def run_connect(cid, port, conns, nbytes):
+def run_connect(cid, port, conns, nbytes, halfclose):
     deadline = time.time() + 90
     first = connect_one(cid, port, deadline)  # the guest is listening now
+    if halfclose:
+        s = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
+        try:
+            s.connect((cid, port + 1))
+            print("peer: FAIL a connection to port %d was accepted" % (port + 1), flush=True)
+            return 1
+        except OSError as e:
+            print("peer: port %d refused (%s)" % (port + 1, e.strerror), flush=True)
+        s.close()
     socks = [first] + [connect_one(cid, port, deadline) for _ in range(conns - 1)]
     results = [None] * conns
 
@@ -72,7 +84,11 @@ def run_connect(cid, port, conns, nbytes):
         while view:
             n = s.send(view[:1 << 16])
             view = view[n:]
+        if halfclose:
+            s.shutdown(socket.SHUT_WR)
         t.join(120)
+        if halfclose and len(got) == nbytes and s.recv(1):
+            got.extend(b"?")  # data after the echo: fail below
         results[i] = bytes(got) == data
         if not results[i]:
             print("peer: FAIL connection %d: echoed %d of %d bytes, %s" %
@@ -138,5 +154,6 @@ def run_listen(port, nbytes, sink):
 
 if __name__ == "__main__":
     if sys.argv[1] == "connect":
-        sys.exit(run_connect(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])))
+        sys.exit(run_connect(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]),
+                             len(sys.argv) > 6 and sys.argv[6] == "halfclose"))
     sys.exit(run_listen(int(sys.argv[2]), int(sys.argv[3]), len(sys.argv) > 4 and sys.argv[4] == "sink"))
