@@ -1,8 +1,8 @@
 #!/bin/busybox sh
 # Stage-1 init of the L1 VM (see tests/l1/README.md).  Runs as PID 1 from the
 # initramfs built by tests/l1/run, under busybox-static.  It:
-#   1. loads the modules listed in /modules.boot (virtio, 9p) and, in the
-#      background, those in /modules.extra (kvm_amd, tun, loop, ext4, ...),
+#   1. loads the modules listed in /modules.boot.<bus> (virtio, 9p) and, in
+#      the background, those in /modules.extra (kvm_amd, tun, ext4, ...),
 #   2. mounts the host root (9p tag "hostroot", read-only) on /newroot, puts
 #      fresh /proc /sys /dev /tmp /run on top, then the read-write shares,
 #   3. runs /run/ember-l1/cmd.sh (written by the host) chrooted in /newroot,
@@ -46,6 +46,7 @@ for a in $(cat /proc/cmdline); do
 done
 
 load /modules.boot.$bus
+# The other modules (kvm_amd, tun, ext4, ...) load while the shares mount.
 load /modules.extra &
 extra=$!
 
@@ -104,19 +105,28 @@ done
 hostname "${L1_HOSTNAME:-ember-l1}"
 ip link set lo up
 
-# virtio-serial ports, found by name.
-out=/dev/console
-err=/dev/console
-for p in /sys/class/virtio-ports/*; do
-	read -r n <"$p/name" || continue
-	case "$n" in
-	l1.stdout) out=/dev/${p##*/} ;;
-	l1.stderr) err=/dev/${p##*/} ;;
-	esac
-done
-[ "$out" != /dev/console ] || say "warning: no l1.stdout port, using the console"
-
 wait $extra
+
+# virtio-serial ports, found by name (named asynchronously after the
+# virtio_console probe: give it a moment).
+out= err= n=0
+while :; do
+	for p in /sys/class/virtio-ports/*; do
+		read -r name <"$p/name" 2>/dev/null || continue
+		case "$name" in
+		l1.stdout) out=/dev/${p##*/} ;;
+		l1.stderr) err=/dev/${p##*/} ;;
+		esac
+	done
+	[ -n "$out" ] && [ -n "$err" ] && [ -c "$out" ] && [ -c "$err" ] && break
+	n=$((n + 1))
+	if [ $n -ge 200 ]; then
+		say "warning: virtio-serial ports not found, using the console"
+		out=/dev/console err=/dev/console
+		break
+	fi
+	usleep 20000
+done
 [ -e $R/dev/net/tun ] || mknod -m 666 $R/dev/net/tun c 10 200
 chmod 666 $R/dev/net/tun $R/dev/kvm
 
