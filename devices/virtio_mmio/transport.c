@@ -194,7 +194,8 @@ static void set_status(struct virtio_mmio_dev *t, uint32_t v)
 		}
 		t->active = true;
 		log_info("%s at 0x%llx (irq %u): driver ready, features 0x%llx", t->ops->name,
-			 (unsigned long long)t->base, t->irq, (unsigned long long)t->driver_features);
+			 (unsigned long long)t->base, t->irq,
+			 (unsigned long long)t->driver_features);
 	}
 }
 

@@ -154,8 +154,8 @@ bool virtq_should_notify(struct virtq *q)
 	q->s.signalled_used_valid = true;
 	if (!valid)
 		return true;
-	uint16_t used_event =
-	    __atomic_load_n((uint16_t *)((uint8_t *)q->avail + 4 + 2ull * q->s.num), __ATOMIC_ACQUIRE);
+	uint16_t used_event = __atomic_load_n(
+	    (uint16_t *)((uint8_t *)q->avail + 4 + 2ull * q->s.num), __ATOMIC_ACQUIRE);
 	return (uint16_t)(new_idx - used_event - 1) < (uint16_t)(new_idx - old);
 }
 

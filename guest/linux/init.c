@@ -28,9 +28,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define BOOT_TIMER_ADDR 0xc0000000UL
+#define BOOT_TIMER_ADDR	 0xc0000000UL
 #define BOOT_TIMER_MAGIC 123
-#define MARKER "ember-linux-init: hello\n"
+#define MARKER		 "ember-linux-init: hello\n"
 
 static int out_fd = 1;
 
@@ -77,7 +77,8 @@ static void write_boot_timer(void)
 	long page = sysconf(_SC_PAGESIZE);
 	int fd = open("/dev/mem", O_RDWR | O_SYNC | O_CLOEXEC);
 	if (fd < 0) {
-		say("ember-linux-init: boot timer not written: open /dev/mem: %s\n", strerror(errno));
+		say("ember-linux-init: boot timer not written: open /dev/mem: %s\n",
+		    strerror(errno));
 		return;
 	}
 	void *p = mmap(NULL, (size_t)page, PROT_READ | PROT_WRITE, MAP_SHARED, fd,

@@ -8,10 +8,10 @@
 #include <stdint.h>
 #include <string.h>
 
-#define RAM     (1 * MiB)
-#define DESC_AT 0x1000
+#define RAM	 (1 * MiB)
+#define DESC_AT	 0x1000
 #define AVAIL_AT 0x3000
-#define USED_AT 0x4000
+#define USED_AT	 0x4000
 
 static struct guest_mem gm;
 static struct virtq_chain chain;

@@ -31,8 +31,8 @@ static inline uint32_t mmio_driver_init(struct virtio_mmio_dev *t, uint64_t feat
 	mmio_w32(t, VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)features);
 	mmio_w32(t, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
 	mmio_w32(t, VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)(features >> 32));
-	uint32_t st = VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER |
-		      VIRTIO_CONFIG_S_FEATURES_OK;
+	uint32_t st =
+	    VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK;
 	mmio_w32(t, VIRTIO_MMIO_STATUS, st);
 	if (!(mmio_r32(t, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_FEATURES_OK))
 		return mmio_r32(t, VIRTIO_MMIO_STATUS);

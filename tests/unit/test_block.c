@@ -126,7 +126,8 @@ Test(block, read_write_flush_reach_the_file)
 Test(block, out_of_range_and_odd_sizes_fail_with_ioerr)
 {
 	open_device("");
-	cr_assert(eq(u8, request(VIRTIO_BLK_T_IN, IMG_SECTORS - 1, 1024, true), VIRTIO_BLK_S_IOERR));
+	cr_assert(
+	    eq(u8, request(VIRTIO_BLK_T_IN, IMG_SECTORS - 1, 1024, true), VIRTIO_BLK_S_IOERR));
 	cr_assert(eq(u8, request(VIRTIO_BLK_T_IN, UINT64_MAX, 512, true), VIRTIO_BLK_S_IOERR));
 	cr_assert(eq(u8, request(VIRTIO_BLK_T_IN, 0, 100, true), VIRTIO_BLK_S_IOERR));
 	cr_assert(eq(u8, request(99, 0, 512, true), VIRTIO_BLK_S_UNSUPP));

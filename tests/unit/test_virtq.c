@@ -45,7 +45,8 @@ Test(virtq, readable_then_writable_chain)
 	cr_assert(eq(u64, chain.writable_len, 4097));
 	cr_assert(eq(ptr, chain.segs[1].host, gmem_ptr(&gm, 0x101000, 1)));
 	uint8_t data[20] = "0123456789abcdefghi";
-	cr_assert(eq(u64, virtq_chain_write(&chain, 4090, data, 20), 7), "only 7 writable bytes left");
+	cr_assert(eq(u64, virtq_chain_write(&chain, 4090, data, 20), 7),
+		  "only 7 writable bytes left");
 	virtq_push(&q, chain.head, 7);
 	struct vring_used *u = test_used(&ring);
 	cr_assert(eq(u16, u->idx, 1));

@@ -20,7 +20,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#define MEM_SIZE 0x10000
+#define MEM_SIZE  0x10000
 #define CODE_ADDR 0x1000
 
 static int fail(const char *what)
@@ -32,10 +32,10 @@ static int fail(const char *what)
 int main(void)
 {
 	static const uint8_t code[] = {
-		0xba, 0xf8, 0x03, // mov $0x3f8, %dx
-		0xb0, 'K',        // mov $'K', %al
-		0xee,             // out %al, (%dx)
-		0xf4,             // hlt
+	    0xba, 0xf8, 0x03, // mov $0x3f8, %dx
+	    0xb0, 'K',	      // mov $'K', %al
+	    0xee,	      // out %al, (%dx)
+	    0xf4,	      // hlt
 	};
 	int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 	if (kvm < 0)
@@ -52,17 +52,17 @@ int main(void)
 	if (vm < 0)
 		return fail("KVM_CREATE_VM");
 
-	uint8_t *mem = mmap(NULL, MEM_SIZE, PROT_READ | PROT_WRITE,
-			    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	uint8_t *mem =
+	    mmap(NULL, MEM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (mem == MAP_FAILED)
 		return fail("mmap guest memory");
 	memcpy(mem + CODE_ADDR, code, sizeof(code));
 
 	struct kvm_userspace_memory_region region = {
-		.slot = 0,
-		.guest_phys_addr = 0,
-		.memory_size = MEM_SIZE,
-		.userspace_addr = (uintptr_t)mem,
+	    .slot = 0,
+	    .guest_phys_addr = 0,
+	    .memory_size = MEM_SIZE,
+	    .userspace_addr = (uintptr_t)mem,
 	};
 	if (ioctl(vm, KVM_SET_USER_MEMORY_REGION, &region) < 0)
 		return fail("KVM_SET_USER_MEMORY_REGION");
@@ -73,8 +73,8 @@ int main(void)
 	int run_size = ioctl(kvm, KVM_GET_VCPU_MMAP_SIZE, 0);
 	if (run_size < (int)sizeof(struct kvm_run))
 		return fail("KVM_GET_VCPU_MMAP_SIZE");
-	struct kvm_run *run = mmap(NULL, (size_t)run_size, PROT_READ | PROT_WRITE,
-				   MAP_SHARED, vcpu, 0);
+	struct kvm_run *run =
+	    mmap(NULL, (size_t)run_size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu, 0);
 	if (run == MAP_FAILED)
 		return fail("mmap kvm_run");
 
@@ -85,7 +85,7 @@ int main(void)
 	sregs.cs.selector = 0;
 	if (ioctl(vcpu, KVM_SET_SREGS, &sregs) < 0)
 		return fail("KVM_SET_SREGS");
-	struct kvm_regs regs = { .rip = CODE_ADDR, .rflags = 0x2 };
+	struct kvm_regs regs = {.rip = CODE_ADDR, .rflags = 0x2};
 	if (ioctl(vcpu, KVM_SET_REGS, &regs) < 0)
 		return fail("KVM_SET_REGS");
 
@@ -97,8 +97,8 @@ int main(void)
 		case KVM_EXIT_IO: {
 			const uint8_t *data = (const uint8_t *)run + run->io.data_offset;
 			printf("KVM_EXIT_IO: %s port 0x%x size %u count %u data '%c'\n",
-			       run->io.direction == KVM_EXIT_IO_OUT ? "out" : "in",
-			       run->io.port, run->io.size, run->io.count, data[0]);
+			       run->io.direction == KVM_EXIT_IO_OUT ? "out" : "in", run->io.port,
+			       run->io.size, run->io.count, data[0]);
 			if (run->io.direction != KVM_EXIT_IO_OUT || run->io.port != 0x3f8 ||
 			    run->io.size != 1 || data[0] != 'K') {
 				fprintf(stderr, "kvm_smoke: FAIL: unexpected I/O exit\n");
@@ -117,8 +117,7 @@ int main(void)
 			return 0;
 		default:
 			fprintf(stderr, "kvm_smoke: FAIL: exit reason %u (hw reason 0x%llx)\n",
-				run->exit_reason,
-				(unsigned long long)run->hw.hardware_exit_reason);
+				run->exit_reason, (unsigned long long)run->hw.hardware_exit_reason);
 			return 1;
 		}
 	}
