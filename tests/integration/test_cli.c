@@ -136,3 +136,37 @@ Test(cli, no_kvm_is_a_clear_error)
 	const char *a[] = {"run", "--kernel", unikernel_path(), NULL};
 	expect_failure(a, 1, "/dev/kvm does not exist");
 }
+
+Test(cli, bad_device_configuration_is_refused_before_boot)
+{
+	const char *k = unikernel_path();
+	const char *a1[] = {"run", "--kernel", k, "--drive", "path=/nonexistent/disk.img", NULL};
+	expect_failure(a1, 1, "drive /nonexistent/disk.img: No such file or directory");
+	char *img = temp_file_with(1 << 16, 5);
+	char d1[128], d2[128];
+	snprintf(d1, sizeof(d1), "path=%s,id=same", img);
+	snprintf(d2, sizeof(d2), "path=%s,id=same,ro", img);
+	const char *a2[] = {"run", "--kernel", k, "--drive", d1, "--drive", d2, NULL};
+	expect_failure(a2, 2, "same id");
+	/* A socket path that already exists is not taken over. */
+	char sock[128];
+	snprintf(sock, sizeof(sock), "cid=3,uds=%s", img);
+	const char *a3[] = {"run", "--kernel", k, "--vsock", sock, NULL};
+	expect_failure(a3, 1, "socket path exists");
+	cr_assert(eq(int, access(img, F_OK), 0), "the existing file is left alone");
+	/* More devices than IRQs and windows. */
+	const char *a4[64] = {"run", "--kernel", k};
+	static char specs[20][128];
+	int n = 3;
+	for (int i = 0; i < 20; i++) {
+		snprintf(specs[i], sizeof(specs[i]), "path=%s,id=d%d,ro", img, i);
+		a4[n++] = "--drive";
+		a4[n++] = specs[i];
+	}
+	a4[n] = NULL;
+	expect_failure(a4, 2, "too many devices");
+	const char *a5[] = {"run", "--kernel", k, "--net", "mac=aa:fc:00:00:00:01", NULL};
+	expect_failure(a5, 2, "--net");
+	unlink(img);
+	free(img);
+}
