@@ -128,6 +128,14 @@ static const struct option *run_options(void)
 	return opts;
 }
 
+static void free_device_config(const struct virtio_device_class *cls, void *config)
+{
+	if (cls->free_config)
+		cls->free_config(config);
+	else
+		free(config);
+}
+
 static int add_device(struct vm_config *cfg, const struct virtio_device_class *cls,
 		      const char *spec)
 {
@@ -144,7 +152,7 @@ static int add_device(struct vm_config *cfg, const struct virtio_device_class *c
 				      ? cls->conflict(other->config, config)
 				      : NULL;
 		if (why) {
-			free(config);
+			free_device_config(cls, config);
 			return err_set(EEXIST, "--%s %s: %s", cls->flag, spec, why);
 		}
 	}
@@ -262,13 +270,8 @@ int cmd_run(int argc, char **argv)
 		r = run_vm(&cfg);
 	else if (r < 0)
 		r = EMBER_EXIT_OK; /* --help */
-	for (unsigned i = 0; i < cfg.ndevices; i++) {
-		const struct virtio_device_class *cls = cfg.devices[i].cls;
-		if (cls->free_config)
-			cls->free_config(cfg.devices[i].config);
-		else
-			free(cfg.devices[i].config);
-	}
+	for (unsigned i = 0; i < cfg.ndevices; i++)
+		free_device_config(cfg.devices[i].cls, cfg.devices[i].config);
 	return r;
 }
 
