@@ -4,7 +4,9 @@
 #include <fcntl.h>
 #include <math.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -713,4 +715,27 @@ void bench_machine_json(struct json *j, const char *key, const struct bench_mach
 	json_bool(j, "cpu_flags_vmx_or_svm", m->cpu_has_vmx_svm);
 	json_bool(j, "under_tests_l1", m->under_l1);
 	json_end_obj(j);
+}
+
+char *bench_xstrdup(const char *s)
+{
+	char *p = strdup(s ? s : "");
+	if (!p) {
+		fprintf(stderr, "benchmark: out of memory\n");
+		exit(1);
+	}
+	return p;
+}
+
+char *bench_xasprintf(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	char *s = NULL;
+	if (vasprintf(&s, fmt, ap) < 0) {
+		fprintf(stderr, "benchmark: out of memory\n");
+		exit(1);
+	}
+	va_end(ap);
+	return s;
 }

@@ -11,6 +11,10 @@
 /* CLOCK_MONOTONIC in milliseconds. */
 double bench_now_ms(void);
 
+/* Allocation that cannot fail: out of memory ends the benchmark with a message. */
+char *bench_xstrdup(const char *s);
+char *bench_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 struct bench_buf {
 	char *p;
 	size_t len, cap;

@@ -116,29 +116,6 @@ static struct cfg cfg = {
     .linux_timeout_s = 900,
 };
 
-static char *xstrdup(const char *s)
-{
-	char *d = strdup(s ? s : "");
-	if (!d) {
-		fprintf(stderr, "boot: out of memory\n");
-		exit(1);
-	}
-	return d;
-}
-
-static char *xasprintf(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	char *s = NULL;
-	if (vasprintf(&s, fmt, ap) < 0) {
-		fprintf(stderr, "boot: out of memory\n");
-		exit(1);
-	}
-	va_end(ap);
-	return s;
-}
-
 static void usage(FILE *f)
 {
 	fprintf(
@@ -402,7 +379,7 @@ static void argv_add(char **a, const char *s)
 		fprintf(stderr, "boot: internal error: argv too long\n");
 		exit(1);
 	}
-	a[n] = xstrdup(s);
+	a[n] = bench_xstrdup(s);
 }
 
 static void argv_addf(char **a, const char *fmt, unsigned v)
@@ -430,8 +407,8 @@ static char *guest_cmdline(const char *user)
 			head = (size_t)(dd - user);
 		}
 	}
-	return xasprintf("%.*s%s%s%s%s", (int)head, user, head ? " " : "", EMBER_CMDLINE_FRAGMENTS,
-			 init ? " " : "", init ? init : "");
+	return bench_xasprintf("%.*s%s%s%s%s", (int)head, user, head ? " " : "",
+			       EMBER_CMDLINE_FRAGMENTS, init ? " " : "", init ? init : "");
 }
 
 static char **ember_argv(const struct row *r, const char *cmdline)
@@ -604,8 +581,8 @@ static void judge(const struct row *row, enum mon m, enum kind kind, bool stop_a
 		snprintf(s->failure, sizeof(s->failure), "memory sample failed: %s", r->mem.error);
 	}
 	if (!s->ok) {
-		s->out_tail = xstrdup(bench_buf_tail(&r->out, 2048));
-		s->err_tail = xstrdup(bench_buf_tail(&r->err, 2048));
+		s->out_tail = bench_xstrdup(bench_buf_tail(&r->out, 2048));
+		s->err_tail = bench_xstrdup(bench_buf_tail(&r->err, 2048));
 	}
 }
 
@@ -1161,8 +1138,8 @@ static void linux_row(struct row *row, const char *id, const char *title, const 
 			 "\"$(guest/linux/build.sh --print-dir)\")");
 		return;
 	}
-	row->kernel = xasprintf("%s/%s", cfg.linux_dir, image);
-	row->initrd = xasprintf("%s/initramfs.cpio.gz", cfg.linux_dir);
+	row->kernel = bench_xasprintf("%s/%s", cfg.linux_dir, image);
+	row->initrd = bench_xasprintf("%s/initramfs.cpio.gz", cfg.linux_dir);
 	const char *missing = !readable(row->kernel)   ? row->kernel
 			      : !readable(row->initrd) ? row->initrd
 						       : NULL;
@@ -1231,17 +1208,17 @@ int main(int argc, char **argv)
 			free(ember_version), free(qemu_version), free(qemu), free(ember);
 			return 2;
 		}
-		default_out = xasprintf("%s/boot-%s.json", BENCH_RESULTS_DIR, stamp);
+		default_out = bench_xasprintf("%s/boot-%s.json", BENCH_RESULTS_DIR, stamp);
 		out = default_out;
 	}
 
 	/* Linux on kvm_pvm needs its workarounds, on both monitors alike. */
-	char *linux_cmdline = xstrdup(cfg.linux_cmdline);
+	char *linux_cmdline = bench_xstrdup(cfg.linux_cmdline);
 	if (mach.kvm_pvm) {
 		free(linux_cmdline);
-		linux_cmdline = *cfg.linux_cmdline
-				    ? xasprintf("%s %s", KVM_PVM_LINUX_ARGS, cfg.linux_cmdline)
-				    : xstrdup(KVM_PVM_LINUX_ARGS);
+		linux_cmdline = *cfg.linux_cmdline ? bench_xasprintf("%s %s", KVM_PVM_LINUX_ARGS,
+								     cfg.linux_cmdline)
+						   : bench_xstrdup(KVM_PVM_LINUX_ARGS);
 	}
 
 	struct row rows[4];

@@ -98,30 +98,6 @@ static void *xcalloc(size_t n, size_t size)
 	return p;
 }
 
-static char *xstrdup(const char *s)
-{
-	char *p = strdup(s ? s : "");
-	if (!p) {
-		fprintf(stderr, "devices: out of memory\n");
-		exit(1);
-	}
-	return p;
-}
-
-static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *xasprintf(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	char *s = NULL;
-	if (vasprintf(&s, fmt, ap) < 0) {
-		fprintf(stderr, "devices: out of memory\n");
-		exit(1);
-	}
-	va_end(ap);
-	return s;
-}
-
 struct argv_b {
 	char **v;
 	int n, cap;
@@ -138,7 +114,7 @@ static void arg(struct argv_b *a, const char *s)
 		}
 		a->v = v;
 	}
-	a->v[a->n++] = xstrdup(s);
+	a->v[a->n++] = bench_xstrdup(s);
 	a->v[a->n] = NULL;
 }
 
@@ -469,19 +445,21 @@ static char *guest_cmdline(enum kind k, bool baseline)
 	switch (k) {
 	case K_BLK:
 		if (baseline)
-			return xasprintf("check=blk blk_read_sectors=8 blk_write_sectors=8%s", irq);
-		return xasprintf(
+			return bench_xasprintf("check=blk blk_read_sectors=8 blk_write_sectors=8%s",
+					       irq);
+		return bench_xasprintf(
 		    "check=blk_bench blk_bench_mib=%u blk_bench_qd=%u blk_bench_secs=%u%s",
 		    opt.blk_bench_mib, opt.blk_qd, opt.blk_rand_secs, irq);
 	case K_NET:
-		return xasprintf("check=net ip=" GUEST_IP " udp_port=%u net_secs=%u%s", UDP_PORT,
-				 secs, irq);
+		return bench_xasprintf("check=net ip=" GUEST_IP " udp_port=%u net_secs=%u%s",
+				       UDP_PORT, secs, irq);
 	case K_VSOCK_STREAM:
 	case K_VSOCK_CONN:
-		return xasprintf("check=vsock_server vsock_port=%u vsock_expect=1 vsock_secs=%u%s",
-				 VSOCK_PORT, secs, irq);
+		return bench_xasprintf(
+		    "check=vsock_server vsock_port=%u vsock_expect=1 vsock_secs=%u%s", VSOCK_PORT,
+		    secs, irq);
 	}
-	return xstrdup("");
+	return bench_xstrdup("");
 }
 
 static const char *check_name(enum kind k, bool baseline)
@@ -915,8 +893,8 @@ static void run_sample(struct row *r, enum variant v, int rep, bool baseline, st
 		}
 	}
 	if (!s->ok) {
-		s->out_tail = xstrdup(bench_buf_tail(&m.out, 3000));
-		s->err_tail = xstrdup(bench_buf_tail(&m.err, 3000));
+		s->out_tail = bench_xstrdup(bench_buf_tail(&m.out, 3000));
+		s->err_tail = bench_xstrdup(bench_buf_tail(&m.err, 3000));
 	}
 	mon_free(&m);
 }
