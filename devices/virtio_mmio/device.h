@@ -7,6 +7,14 @@
 #include "devices/virtio_mmio/transport.h"
 #include "memory/guest_mem.h"
 
+/* The summary every device gives the API's metrics; each module keeps its detailed counters. */
+struct virtio_device_metrics {
+	uint64_t requests;	   /* block requests, net frames, vsock packets, both directions */
+	uint64_t bytes_to_guest;   /* payload bytes */
+	uint64_t bytes_from_guest; /* payload bytes */
+	uint64_t errors;	   /* I/O errors, drops, malformed requests from the driver */
+};
+
 struct virtio_device_class {
 	const char *flag;  /* "drive", "net", "vsock": the `ember run --FLAG SPEC` that adds one */
 	const char *usage; /* the SPEC grammar, for --help */
@@ -22,6 +30,8 @@ struct virtio_device_class {
 	/* Register the device's own file descriptors with the vmm thread's loop. */
 	int (*start)(void *dev, struct event_loop *loop);
 	void (*destroy)(void *dev);
+	/* The summary counters; safe from the vmm thread while vCPUs run. */
+	void (*metrics)(void *dev, struct virtio_device_metrics *m);
 };
 
 extern const struct virtio_device_class virtio_block_class;
