@@ -132,6 +132,15 @@ void virtio_mmio_fail(struct virtio_mmio_dev *t, const char *why)
 	raise_interrupt(t, VIRTIO_MMIO_INT_CONFIG);
 }
 
+void virtio_mmio_config_changed(struct virtio_mmio_dev *t)
+{
+	t->config_generation++;
+	/* A driver that is still setting up reads the configuration when it gets there; before
+	 * DRIVER_OK it has no handler to take the interrupt. */
+	if (t->status & VIRTIO_CONFIG_S_DRIVER_OK)
+		raise_interrupt(t, VIRTIO_MMIO_INT_CONFIG);
+}
+
 void virtio_mmio_used(struct virtio_mmio_dev *t, unsigned q)
 {
 	if (virtq_should_notify(&t->queues[q]))

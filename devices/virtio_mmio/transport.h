@@ -89,3 +89,6 @@ void virtio_mmio_kick(struct virtio_mmio_dev *t, unsigned q);
 void virtio_mmio_used(struct virtio_mmio_dev *t, unsigned q);
 /* The driver broke the rules: NEEDS_RESET and a config-change interrupt. Lock held. */
 void virtio_mmio_fail(struct virtio_mmio_dev *t, const char *why);
+/* The device changed its configuration space: a new ConfigGeneration, and a configuration-change
+ * interrupt once the driver is up (virtio 1.2 sections 2.5 and 4.2.2). Lock held. */
+void virtio_mmio_config_changed(struct virtio_mmio_dev *t);
