@@ -92,6 +92,19 @@ void vsock_get_stats(void *dev, struct vsock_stats *out)
 	pthread_mutex_unlock(&d->transport.lock);
 }
 
+static void metrics(void *dev, struct virtio_device_metrics *m)
+{
+	struct vsock_stats s;
+	vsock_get_stats(dev, &s);
+	*m = (struct virtio_device_metrics){
+	    .requests = s.rx_packets + s.tx_packets,
+	    .bytes_to_guest = s.bytes_to_guest,
+	    .bytes_from_guest = s.bytes_from_guest,
+	    /* Refused and reset connections are the peers' business, not errors. */
+	    .errors = s.bad_packets + s.credit_violations + s.bad_connect_lines + s.rst_dropped,
+	};
+}
+
 static bool live(const struct vsock_conn *c)
 {
 	return c->state != CONN_FREE && c->state != CONN_ZOMBIE;
@@ -572,4 +585,5 @@ const struct virtio_device_class virtio_vsock_class = {
     .create = create,
     .start = start,
     .destroy = destroy,
+    .metrics = metrics,
 };

@@ -45,5 +45,7 @@ struct vsock_stats {
 #define VSOCK_DEFAULT_TIMEOUT_MS 5000
 
 int vsock_config_parse(const char *spec, struct vsock_config *cfg);
-/* A copy of the device's counters (takes the transport lock). */
+/* A copy of the device's counters (takes the transport lock). The class's metrics() sums them
+ * up: requests = rx_packets + tx_packets, the byte counts, errors = bad_packets +
+ * credit_violations + bad_connect_lines + rst_dropped. */
 void vsock_get_stats(void *dev, struct vsock_stats *out);

@@ -439,6 +439,47 @@ Test(vsock, host_connects_and_bytes_flow_both_ways)
 	cr_assert(quiet(50));
 }
 
+static struct virtio_device_metrics metrics(void)
+{
+	struct virtio_device_metrics m;
+	memset(&m, 0xff, sizeof(m));
+	virtio_vsock_class.metrics(dev, &m);
+	return m;
+}
+
+Test(vsock, metrics_follow_packets_bytes_and_errors)
+{
+	open_device(5000, RX_BUFS);
+	struct virtio_device_metrics m = metrics();
+	cr_assert(eq(u64, m.requests, 0));
+	cr_assert(eq(u64, m.errors, 0));
+	int fd;
+	uint32_t hport = host_to_guest(&fd, 1234, BIG_CREDIT);
+	m = metrics();
+	cr_assert(eq(u64, m.requests, 2), "REQUEST and RESPONSE");
+	host_write(fd, "twelve bytes", 12);
+	struct pkt p;
+	expect_op(&p, VIRTIO_VSOCK_OP_RW);
+	send_pkt(ghdr(1234, hport, VIRTIO_VSOCK_OP_RW), "seven b", 7);
+	char buf[8] = {0};
+	cr_assert(eq(u64, host_read(fd, buf, 7), 7));
+	m = metrics();
+	cr_assert(eq(u64, m.requests, 4));
+	cr_assert(eq(u64, m.bytes_to_guest, 12));
+	cr_assert(eq(u64, m.bytes_from_guest, 7));
+	cr_assert(eq(u64, m.errors, 0));
+	/* A misaddressed packet: dropped, and an error. */
+	struct virtio_vsock_hdr h = ghdr(1234, hport, VIRTIO_VSOCK_OP_RW);
+	h.dst_cid = 7;
+	send_pkt(h, "x", 1);
+	cr_assert(quiet(30));
+	m = metrics();
+	cr_assert(eq(u64, m.requests, 5));
+	cr_assert(eq(u64, m.errors, 1));
+	cr_assert(eq(u64, m.bytes_from_guest, 7));
+	close(fd);
+}
+
 Test(vsock, bytes_right_after_the_connect_line_wait_for_the_guest)
 {
 	open_device(5000, RX_BUFS);
