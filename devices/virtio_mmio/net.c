@@ -228,8 +228,10 @@ static int tap_adopt(struct virtio_net *n)
 	const struct net_config *cfg = &n->cfg;
 	struct ifreq ifr;
 	memset(&ifr, 0, sizeof(ifr));
-	n->tap_fd = cfg->fd;
-	if (ioctl(cfg->fd, TUNGETIFF, &ifr) < 0)
+	n->tap_fd = fcntl(cfg->fd, F_DUPFD_CLOEXEC, 0);
+	if (n->tap_fd < 0)
+		return err_errno("net %s: fd %d", cfg->id, cfg->fd);
+	if (ioctl(n->tap_fd, TUNGETIFF, &ifr) < 0)
 		return err_errno("net %s: fd %d is not an attached tap (TUNGETIFF)", cfg->id,
 				 cfg->fd);
 	snprintf(n->ifname, sizeof(n->ifname), "%.*s", IFNAMSIZ - 1, ifr.ifr_name);
@@ -674,6 +676,20 @@ void net_get_stats(void *dev, struct net_stats *out)
 	pthread_mutex_unlock(&n->transport.lock);
 }
 
+static void metrics(void *dev, struct virtio_device_metrics *m)
+{
+	struct net_stats s;
+	net_get_stats(dev, &s);
+	*m = (struct virtio_device_metrics){
+	    .requests = s.rx_frames + s.tx_frames + s.tx_dropped, /* every frame the guest sent */
+	    .bytes_to_guest = s.rx_bytes,
+	    .bytes_from_guest = s.tx_bytes,
+	    /* tap_errors already counts the frames in tx_dropped */
+	    .errors =
+		s.rx_dropped_too_big + s.rx_dropped_offload + s.rx_dropped_reset + s.tap_errors,
+	};
+}
+
 static int parse(const char *spec, void **config)
 {
 	struct net_config *cfg = malloc(sizeof(*cfg));
@@ -686,6 +702,14 @@ static int parse(const char *spec, void **config)
 	}
 	*config = cfg;
 	return 0;
+}
+
+static void free_config(void *config)
+{
+	struct net_config *cfg = config;
+	if (cfg && cfg->fd >= 0)
+		close(cfg->fd);
+	free(cfg);
 }
 
 static const char *conflict(const void *a, const void *b)
@@ -790,8 +814,10 @@ const struct virtio_device_class virtio_net_class = {
     .flag = "net",
     .usage = "tap=NAME|fd=N[,mac=XX:XX:XX:XX:XX:XX][,id=ID]   a tap interface as virtio-net",
     .parse = parse,
+    .free_config = free_config,
     .conflict = conflict,
     .create = create,
     .start = start,
     .destroy = destroy,
+    .metrics = metrics,
 };

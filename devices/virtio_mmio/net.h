@@ -13,11 +13,15 @@
 
 #define NET_ID_MAX 63
 
-/* Plain data (no pointers): the monitor frees it with free(). */
+/* Descriptor ownership, as for block (block.h): the config owns its fd, and the class's
+ * free_config closes it; create() works on a dup of it, so the config may be freed at any time,
+ * before or after create(), whatever create() returned. No pointers besides. */
 struct net_config {
 	char id[NET_ID_MAX + 1]; /* defaults to the tap name, or "fd<N>" */
 	char tap[IFNAMSIZ];	 /* "" with fd= */
-	int fd;			 /* an open tap from fd=N, or -1 */
+	/* An open tap (fd=N, or passed through the API), or -1. It must have been opened with
+	 * IFF_TAP | IFF_NO_PI | IFF_VNET_HDR; the device makes the open file nonblocking. */
+	int fd;
 	uint8_t mac[6];
 	bool mac_set; /* without mac=, create() picks a random locally administered one */
 };
@@ -33,7 +37,10 @@ struct net_stats {
 	uint64_t tap_errors;	      /* failed reads and writes, the tap disappearing */
 };
 
-/* "tap=NAME|fd=N[,mac=XX:XX:XX:XX:XX:XX][,id=ID]" */
+/* "tap=NAME|fd=N[,mac=XX:XX:XX:XX:XX:XX][,id=ID]"; fd=N must be open in this process and is the
+ * config's from then on (on failure it was not taken). */
 int net_config_parse(const char *spec, struct net_config *cfg);
-/* A copy of the counters, taken under the device's lock. */
+/* A copy of the counters, taken under the device's lock. The class's metrics() sums them up:
+ * requests = rx_frames + tx_frames + tx_dropped, bytes = rx_bytes / tx_bytes, errors = the three
+ * rx drops + tap_errors (which include the tx drops). */
 void net_get_stats(void *dev, struct net_stats *out);

@@ -8,10 +8,12 @@
 #include "tests/unit/mmio_driver.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/if_packet.h>
 #include <linux/if_tun.h>
 #include <linux/netlink.h>
@@ -159,6 +161,24 @@ static void settle(void)
 		event_loop_run_once(&loop, 10);
 }
 
+/* How many of this process's descriptors are open on `path`. */
+static unsigned fds_open_on(const char *path)
+{
+	char got[PATH_MAX];
+	DIR *d = opendir("/proc/self/fd");
+	cr_assert(ne(ptr, d, NULL));
+	unsigned n = 0;
+	for (struct dirent *e; (e = readdir(d));) {
+		ssize_t len = readlinkat(dirfd(d), e->d_name, got, sizeof(got) - 1);
+		if (len < 0)
+			continue;
+		got[len] = 0;
+		n += strcmp(got, path) == 0;
+	}
+	closedir(d);
+	return n;
+}
+
 static struct net_stats stats(void)
 {
 	struct net_stats s;
@@ -188,7 +208,7 @@ static void open_device(const char *spec, uint64_t features, uint16_t rx_num)
 	void *cfg;
 	cr_assert(eq(int, virtio_net_class.parse(spec, &cfg), 0), "%s", err_msg());
 	cr_assert(eq(int, virtio_net_class.create(cfg, 0, &gm, &dev, &t), 0), "%s", err_msg());
-	free(cfg);
+	virtio_net_class.free_config(cfg); /* the device needs its config no longer */
 	cr_assert(eq(int, virtio_net_class.start(dev, &loop), 0), "%s", err_msg());
 	link_up("t0", 9000);
 	open_wire("t0");
@@ -330,12 +350,12 @@ Test(net, tap_errors_say_why)
 	cr_assert(lt(int, virtio_net_class.create(cfg, 0, &gm, &dev2, &t2), 0));
 	cr_assert(ne(ptr, strstr(err_msg(), "lo exists and is not a single-queue tap"), NULL), "%s",
 		  err_msg());
-	free(cfg);
+	virtio_net_class.free_config(cfg);
 	open_device("tap=t0", 0, 16);
 	cr_assert(eq(int, virtio_net_class.parse("tap=t0,id=again", &cfg), 0));
 	cr_assert(lt(int, virtio_net_class.create(cfg, 1, &gm, &dev2, &t2), 0));
 	cr_assert(ne(ptr, strstr(err_msg(), "tap t0 is busy"), NULL), "%s", err_msg());
-	free(cfg);
+	virtio_net_class.free_config(cfg);
 	/* fd=N with a tap opened without the vnet header. */
 	int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
 	struct ifreq ifr = {.ifr_flags = IFF_TAP | IFF_NO_PI};
@@ -346,7 +366,17 @@ Test(net, tap_errors_say_why)
 	cr_assert(eq(int, virtio_net_class.parse(spec, &cfg), 0));
 	cr_assert(lt(int, virtio_net_class.create(cfg, 1, &gm, &dev2, &t2), 0));
 	cr_assert(ne(ptr, strstr(err_msg(), "opened without IFF_VNET_HDR"), NULL), "%s", err_msg());
-	free(cfg);
+	virtio_net_class.free_config(cfg);
+	cr_assert(eq(int, fcntl(fd, F_GETFD), -1), "free_config closes the config's fd");
+	/* Not a tap at all. */
+	fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+	snprintf(spec, sizeof(spec), "fd=%d", fd);
+	char name[32];
+	snprintf(name, sizeof(name), "fd %d is not an attached tap", fd);
+	cr_assert(eq(int, virtio_net_class.parse(spec, &cfg), 0));
+	cr_assert(lt(int, virtio_net_class.create(cfg, 1, &gm, &dev2, &t2), 0));
+	cr_assert(ne(ptr, strstr(err_msg(), name), NULL), "%s", err_msg());
+	virtio_net_class.free_config(cfg);
 }
 
 Test(net, features_and_config)
@@ -406,12 +436,54 @@ Test(net, tx_through_a_tap_passed_as_fd)
 	cr_assert(eq(int, ioctl(fd, TUNSETIFF, &ifr), 0));
 	char spec[32];
 	snprintf(spec, sizeof(spec), "fd=%d", fd);
+	cr_assert(eq(u32, fds_open_on("/dev/net/tun"), 1));
 	open_device(spec, 0, 16);
+	/* The config's fd went with the config; the device has its own. */
+	cr_assert(eq(u32, fds_open_on("/dev/net/tun"), 1));
 	uint8_t f[100], got[200];
 	make_frame(f, sizeof(f), 3);
 	guest_send(0, f, sizeof(f));
 	cr_assert(eq(i64, wire_recv(got, sizeof(got)), 100));
 	cr_assert(eq(int, memcmp(got, f, 100), 0));
+	post_rx(0, 2048);
+	kick(0);
+	inject(80, 4);
+	wait_used(&rx, 1);
+	expect_frame(0, 1, 80, 4);
+}
+
+Test(net, metrics_follow_frames_bytes_and_drops)
+{
+	open_device("tap=t0", 0, 16);
+	struct virtio_device_metrics m;
+	virtio_net_class.metrics(dev, &m);
+	cr_assert(eq(u64, m.requests, 0));
+	cr_assert(eq(u64, m.errors, 0));
+	uint8_t f[600], got[1024];
+	make_frame(f, sizeof(f), 5);
+	guest_send(0, f, sizeof(f));
+	cr_assert(eq(i64, wire_recv(got, sizeof(got)), 600));
+	virtio_net_class.metrics(dev, &m);
+	cr_assert(eq(u64, m.requests, 1));
+	cr_assert(eq(u64, m.bytes_from_guest, 600));
+	cr_assert(eq(u64, m.bytes_to_guest, 0));
+	post_rx(0, 1024);
+	kick(0);
+	inject(300, 6);
+	wait_used(&rx, 1);
+	virtio_net_class.metrics(dev, &m);
+	cr_assert(eq(u64, m.requests, 2));
+	cr_assert(eq(u64, m.bytes_to_guest, 300));
+	cr_assert(eq(u64, m.errors, 0));
+	/* A frame larger than the buffer the driver posted is dropped: an error, no bytes. */
+	post_rx(1, 1024);
+	kick(0);
+	inject(3000, 7);
+	settle();
+	virtio_net_class.metrics(dev, &m);
+	cr_assert(eq(u64, m.errors, 1));
+	cr_assert(eq(u64, m.requests, 2));
+	cr_assert(eq(u64, m.bytes_to_guest, 300));
 }
 
 Test(net, rx_frame_reaches_the_guest)
