@@ -3,6 +3,7 @@
 #include "devices/legacy/i8042.h"
 #include "devices/legacy/pvpanic.h"
 #include "devices/legacy/serial.h"
+#include "devices/virtio_mmio/device.h"
 #include "common/err.h"
 
 #include <criterion/criterion.h>
@@ -244,4 +245,27 @@ Test(bus, dispatch_overlap_and_unknown_addresses)
 	for (unsigned i = 0; i < 1000; i++)
 		bus_access(&b, 0x1000 + i, &v, 1, true);
 	cr_assert(eq(u32, b.nunknown, 64), "a guest cannot grow the log without bound");
+}
+
+/* The monitor and the API call every hook without checking for NULL. */
+Test(virtio_classes, every_class_offers_every_hook)
+{
+	unsigned n = 0;
+	for (const struct virtio_device_class *const *c = virtio_device_classes; *c; c++, n++) {
+		const struct virtio_device_class *k = *c;
+		cr_assert(ne(ptr, (void *)k->flag, NULL));
+		cr_assert(ne(ptr, (void *)k->usage, NULL), "--%s", k->flag);
+		cr_assert(ne(ptr, (void *)k->parse, NULL), "--%s", k->flag);
+		cr_assert(ne(ptr, (void *)k->conflict, NULL), "--%s", k->flag);
+		cr_assert(ne(ptr, (void *)k->create, NULL), "--%s", k->flag);
+		cr_assert(ne(ptr, (void *)k->start, NULL), "--%s", k->flag);
+		cr_assert(ne(ptr, (void *)k->destroy, NULL), "--%s", k->flag);
+		cr_assert(ne(ptr, (void *)k->metrics, NULL), "--%s", k->flag);
+	}
+	cr_assert(eq(u32, n, 3));
+	/* Configs that own a descriptor close it in their free_config. */
+	cr_assert(ne(ptr, (void *)virtio_block_class.free_config, NULL));
+	cr_assert(ne(ptr, (void *)virtio_net_class.free_config, NULL));
+	cr_assert(ne(ptr, strstr(virtio_block_class.usage, "fd=N"), NULL));
+	cr_assert(ne(ptr, strstr(virtio_net_class.usage, "fd=N"), NULL));
 }
