@@ -333,6 +333,90 @@ static enum vm_stop_reason handle_exit(struct vcpu *v)
 	}
 }
 
+const char *const vcpu_exit_kind_names[VCPU_EXIT_KINDS] = {
+    "io", "mmio", "hlt", "intr", "shutdown", "internal", "system_event", "other"};
+
+int vcpu_pause_init(struct vcpu_pause *p)
+{
+	memset(p, 0, sizeof(*p));
+	int r = pthread_mutex_init(&p->lock, NULL);
+	if (r != 0)
+		return err_set(r, "pthread_mutex_init: %s", strerror(r));
+	r = pthread_cond_init(&p->cond, NULL);
+	if (r != 0) {
+		pthread_mutex_destroy(&p->lock);
+		return err_set(r, "pthread_cond_init: %s", strerror(r));
+	}
+	return 0;
+}
+
+void vcpu_pause_destroy(struct vcpu_pause *p)
+{
+	pthread_cond_destroy(&p->cond);
+	pthread_mutex_destroy(&p->lock);
+}
+
+void vcpu_pause_all(struct vcpu_pause *p, struct vcpu *vcpus, unsigned n)
+{
+	atomic_store(&p->requested, true);
+	for (unsigned i = 0; i < n; i++)
+		vcpu_kick(&vcpus[i]);
+	pthread_mutex_lock(&p->lock);
+	while (p->parked + p->gone < n)
+		pthread_cond_wait(&p->cond, &p->lock);
+	pthread_mutex_unlock(&p->lock);
+}
+
+void vcpu_pause_release(struct vcpu_pause *p)
+{
+	pthread_mutex_lock(&p->lock);
+	atomic_store(&p->requested, false);
+	pthread_cond_broadcast(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+}
+
+/* KVM finishes an IN or MMIO read (writes the value to the guest register) on the next KVM_RUN;
+ * with immediate_exit set it does that and returns at once, so the parked state is complete. */
+static int complete_pending_exit(struct vcpu *v)
+{
+	if (!v->completion_pending)
+		return 0;
+	v->completion_pending = false;
+	__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+	int r = ioctl(v->fd, KVM_RUN, 0);
+	v->run->immediate_exit = 0;
+	if (r < 0 && errno != EINTR && errno != EAGAIN)
+		return err_errno("vCPU %u: KVM_RUN to complete an access", v->id);
+	return 0;
+}
+
+static void park(struct vcpu *v)
+{
+	struct vcpu_pause *p = v->env->pause;
+	if (complete_pending_exit(v) < 0) {
+		log_error("%s", err_msg());
+		v->env->events->stop(v->env->events->ctx, VM_STOP_MONITOR_ERROR);
+	}
+	pthread_mutex_lock(&p->lock);
+	p->parked++;
+	pthread_cond_broadcast(&p->cond);
+	while (atomic_load(&p->requested) && !atomic_load(v->env->stopping))
+		pthread_cond_wait(&p->cond, &p->lock);
+	p->parked--;
+	pthread_mutex_unlock(&p->lock);
+}
+
+static void thread_gone(struct vcpu *v)
+{
+	struct vcpu_pause *p = v->env->pause;
+	if (!p)
+		return;
+	pthread_mutex_lock(&p->lock);
+	p->gone++;
+	pthread_cond_broadcast(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+}
+
 static void *vcpu_thread(void *arg)
 {
 	struct vcpu *v = arg;
@@ -346,11 +430,20 @@ static void *vcpu_thread(void *arg)
 
 	const struct vm_events *ev = v->env->events;
 	while (!atomic_load(v->env->stopping)) {
+		/* The kick that follows a pause request makes KVM_RUN return at once, so a request
+		 * seen false here is caught on the next round. */
+		if (v->env->pause && atomic_load(&v->env->pause->requested)) {
+			park(v);
+			continue;
+		}
 		if (v->id == 0 && v->env->first_run_ns && !atomic_load(v->env->first_run_ns))
 			atomic_store(v->env->first_run_ns, timing_now_ns());
 		int r = ioctl(v->fd, KVM_RUN, 0);
 		if (r < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
+				/* KVM completes a pending access before it looks at immediate_exit.
+				 */
+				v->completion_pending = false;
 				v->exits[VCPU_EXIT_INTR]++;
 				v->run->immediate_exit = 0;
 				continue;
@@ -360,12 +453,15 @@ static void *vcpu_thread(void *arg)
 			ev->stop(ev->ctx, VM_STOP_MONITOR_ERROR);
 			break;
 		}
+		v->completion_pending =
+		    v->run->exit_reason == KVM_EXIT_IO || v->run->exit_reason == KVM_EXIT_MMIO;
 		enum vm_stop_reason why = handle_exit(v);
 		if (why != VM_STOP_NONE) {
 			ev->stop(ev->ctx, why);
 			break;
 		}
 	}
+	thread_gone(v);
 	return NULL;
 }
 

@@ -26,6 +26,17 @@ enum vcpu_exit_kind {
 	VCPU_EXIT_KINDS,
 };
 
+/* Where vCPUs park while the VM is paused. The vmm thread sets `requested` and kicks every
+ * vCPU; each one finishes the exit it was serving, lets KVM complete a pending port or MMIO read
+ * (so that its saved state is whole), and waits here. */
+struct vcpu_pause {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	atomic_bool requested;
+	unsigned parked; /* vCPU threads waiting in the pause */
+	unsigned gone;	 /* vCPU threads that have ended */
+};
+
 /* What the run loop needs from the VM around it. */
 struct vcpu_env {
 	struct bus *pio;
@@ -34,6 +45,7 @@ struct vcpu_env {
 	const struct vm_events *events;
 	atomic_bool *stopping;		/* set by the VM when every vCPU must leave KVM_RUN */
 	_Atomic uint64_t *first_run_ns; /* set by the first vCPU to enter the guest */
+	struct vcpu_pause *pause;
 };
 
 struct vcpu {
@@ -45,6 +57,7 @@ struct vcpu {
 	bool thread_started;
 	const struct vcpu_env *env;
 	_Atomic uint64_t exits[VCPU_EXIT_KINDS];
+	bool completion_pending; /* the last exit was a port or MMIO access KVM must finish */
 };
 
 /* Create vCPU `id` (also its APIC ID). */
@@ -59,6 +72,14 @@ int vcpu_start(struct vcpu *v);
 /* Make the vCPU leave KVM_RUN soon (immediate_exit and a signal). */
 void vcpu_kick(struct vcpu *v);
 void vcpu_join(struct vcpu *v);
+int vcpu_pause_init(struct vcpu_pause *p);
+void vcpu_pause_destroy(struct vcpu_pause *p);
+/* Ask every vCPU of `vcpus` to park and wait until each has parked or ended. */
+void vcpu_pause_all(struct vcpu_pause *p, struct vcpu *vcpus, unsigned n);
+/* Let parked vCPUs run again (also used to release them when the VM stops). */
+void vcpu_pause_release(struct vcpu_pause *p);
+/* The kvm_run exit names, indexed by enum vcpu_exit_kind. */
+extern const char *const vcpu_exit_kind_names[VCPU_EXIT_KINDS];
 /* Install the (empty) handler for the kick signal; once per process. */
 int vcpu_init_signals(void);
 
