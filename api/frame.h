@@ -18,8 +18,7 @@ int api_frame_send(int sock, const void *msg, size_t len, const int *fds, unsign
  * fds[0..*nfds) the descriptors that came with it (O_CLOEXEC; caller closes). Returns 1 for a
  * frame, 0 for end of stream before any byte of a frame, -1 with err set for an error,
  * a truncated frame, or a length above API_FRAME_MAX (nothing of it is read then). */
-int api_frame_recv(int sock, uint8_t **msg, size_t *len, int fds[API_FRAME_MAXFDS],
-		   unsigned *nfds);
+int api_frame_recv(int sock, uint8_t **msg, size_t *len, int fds[API_FRAME_MAXFDS], unsigned *nfds);
 
 /* Incremental reader for a non-blocking socket: the server keeps one per connection. */
 struct api_frame_reader {

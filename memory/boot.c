@@ -12,13 +12,14 @@ int boot_prepare(struct guest_mem *gm, const struct boot_config *cfg, struct boo
 	memset(out, 0, sizeof(*out));
 	if (gmem_low_end(gm) < 2 * MiB)
 		return err_set(EINVAL, "guest needs at least 2 MiB of RAM");
-	int r = kernel_load_file(gm, cfg->kernel_path, cfg->protocol, &out->kernel);
+	int r = kernel_load_file(gm, cfg->kernel_path, cfg->kernel_fd, cfg->protocol, &out->kernel);
 	if (r < 0)
 		return r;
 	const struct kernel_image *k = &out->kernel;
 
 	if (cfg->initrd_path) {
-		r = initrd_load_file(gm, cfg->initrd_path, k, &out->initrd_addr, &out->initrd_size);
+		r = initrd_load_file(gm, cfg->initrd_path, cfg->initrd_fd, k, &out->initrd_addr,
+				     &out->initrd_size);
 		if (r < 0)
 			return r;
 	}

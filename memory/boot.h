@@ -67,13 +67,14 @@ int bzimage_load(struct guest_mem *gm, const uint8_t *img, const struct bzimage_
  * messages only. */
 int kernel_load_image(struct guest_mem *gm, const char *name, const uint8_t *img, size_t size,
 		      enum boot_protocol want, struct kernel_image *out);
-/* Same, from a file. */
-int kernel_load_file(struct guest_mem *gm, const char *path, enum boot_protocol want,
+/* Same, from the file at `path`, or from the open file `fd` unless it is -1 (`path` then only
+ * names it in messages). */
+int kernel_load_file(struct guest_mem *gm, const char *path, int fd, enum boot_protocol want,
 		     struct kernel_image *out);
 
 /* Place the initrd page-aligned at the top of low RAM, above the kernel and below the kernel's
  * initrd_addr_max. */
-int initrd_load_file(struct guest_mem *gm, const char *path, const struct kernel_image *k,
+int initrd_load_file(struct guest_mem *gm, const char *path, int fd, const struct kernel_image *k,
 		     uint64_t *addr, uint64_t *size);
 
 /* Join the user's command line and the monitor's fragments ("user fragments", keeping anything
@@ -122,9 +123,10 @@ int mptable_build(uint8_t *buf, size_t size, uint64_t gpa, unsigned ncpus);
 /* Everything above, in order: kernel, initrd, command line, boot tables. */
 struct boot_config {
 	const char *kernel_path;
-	const char *initrd_path; /* may be NULL */
-	const char *cmdline;	 /* the user's part; may be NULL */
-	const char *fragments;	 /* the monitor's part */
+	const char *initrd_path;  /* may be NULL */
+	int kernel_fd, initrd_fd; /* open files to read instead of the paths, or -1 */
+	const char *cmdline;	  /* the user's part; may be NULL */
+	const char *fragments;	  /* the monitor's part */
 	enum boot_protocol protocol;
 	unsigned ncpus;
 };

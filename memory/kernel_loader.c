@@ -97,42 +97,44 @@ int kernel_load_image(struct guest_mem *gm, const char *name, const uint8_t *img
 	return 0;
 }
 
-/* Map a whole file read-only; the caller munmaps. */
-static int map_file(const char *path, const uint8_t **data, size_t *size)
+/* Map a whole open file read-only; the caller munmaps. `name` is for messages. */
+static int map_fd(int fd, const char *name, const uint8_t **data, size_t *size)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return err_errno("cannot open %s", path);
 	struct stat st;
-	if (fstat(fd, &st) < 0) {
-		int r = err_errno("stat %s", path);
-		close(fd);
-		return r;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		close(fd);
-		return err_set(EINVAL, "%s is not a regular file", path);
-	}
+	if (fstat(fd, &st) < 0)
+		return err_errno("stat %s", name);
+	if (!S_ISREG(st.st_mode))
+		return err_set(EINVAL, "%s is not a regular file", name);
 	*size = (size_t)st.st_size;
 	*data = NULL;
-	if (*size == 0) {
-		close(fd);
+	if (*size == 0)
 		return 0;
-	}
 	void *p = mmap(NULL, *size, PROT_READ, MAP_PRIVATE, fd, 0);
-	close(fd);
 	if (p == MAP_FAILED)
-		return err_errno("mmap %s", path);
+		return err_errno("mmap %s", name);
 	*data = p;
 	return 0;
 }
 
-int kernel_load_file(struct guest_mem *gm, const char *path, enum boot_protocol want,
+/* The file at `path`, or `fd` when it is not -1 (then `path` only names it in messages). */
+static int map_file(const char *path, int fd, const uint8_t **data, size_t *size)
+{
+	if (fd >= 0)
+		return map_fd(fd, path, data, size);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return err_errno("cannot open %s", path);
+	int r = map_fd(fd, path, data, size);
+	close(fd);
+	return r;
+}
+
+int kernel_load_file(struct guest_mem *gm, const char *path, int fd, enum boot_protocol want,
 		     struct kernel_image *out)
 {
 	const uint8_t *img;
 	size_t size;
-	int r = map_file(path, &img, &size);
+	int r = map_file(path, fd, &img, &size);
 	if (r < 0)
 		return err_wrap(r, "kernel");
 	if (size == 0)
@@ -142,12 +144,12 @@ int kernel_load_file(struct guest_mem *gm, const char *path, enum boot_protocol 
 	return r;
 }
 
-int initrd_load_file(struct guest_mem *gm, const char *path, const struct kernel_image *k,
+int initrd_load_file(struct guest_mem *gm, const char *path, int fd, const struct kernel_image *k,
 		     uint64_t *addr, uint64_t *size)
 {
 	const uint8_t *data;
 	size_t len;
-	int r = map_file(path, &data, &len);
+	int r = map_file(path, fd, &data, &len);
 	if (r < 0)
 		return err_wrap(r, "initrd");
 	uint64_t top = gmem_low_end(gm);

@@ -2,6 +2,7 @@
 #include "monitor/cli.h"
 #include "monitor/commands.h"
 #include "monitor/vm.h"
+#include "monitor/vmm.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "common/timing.h"
@@ -15,15 +16,16 @@
 #include <termios.h>
 #include <unistd.h>
 
-#define DEFAULT_MEM_MIB 128
-
 void cmd_run_usage(void)
 {
 	printf(
 	    "Usage: ember run --kernel PATH [options]\n"
+	    "       ember [run] --api-sock PATH [options]\n"
 	    "\n"
 	    "Boot a microVM with its serial console on this terminal (guest output on stdout,\n"
-	    "stdin to the guest). Ember's own messages go to stderr.\n"
+	    "stdin to the guest). Ember's own messages go to stderr. With --api-sock and no\n"
+	    "--kernel, the monitor waits for its configuration and a start request on the\n"
+	    "control API (see emberctl --help); with both, it boots at once and serves the API.\n"
 	    "\n"
 	    "Options:\n"
 	    "  --kernel PATH          guest kernel: vmlinux-style ELF, ELF with a PVH note, or "
@@ -42,10 +44,11 @@ void cmd_run_usage(void)
 	    "                         write (byte 123 at 0xc0000000) on stderr\n"
 	    "  --log-level L          error, warn (default), info or debug\n"
 	    "  --log-file PATH        write Ember's log there instead of stderr\n"
+	    "  --api-sock PATH        serve the control API on this Unix socket (mode 0600)\n"
 	    "  -h, --help             this text\n"
 	    "\n"
 	    "Devices (virtio-mmio, announced on the kernel command line; repeatable):\n",
-	    VM_MAX_VCPUS, LAYOUT_MAX_MEM_MIB, DEFAULT_MEM_MIB);
+	    VM_MAX_VCPUS, LAYOUT_MAX_MEM_MIB, VMM_DEFAULT_MEM_MIB);
 	for (unsigned i = 0; virtio_device_classes[i]; i++)
 		printf("  --%-6s %s\n", virtio_device_classes[i]->flag,
 		       virtio_device_classes[i]->usage);
@@ -95,6 +98,7 @@ enum {
 	OPT_PROTOCOL,
 	OPT_LOG_LEVEL,
 	OPT_LOG_FILE,
+	OPT_API_SOCK,
 	OPT_DEVICE_BASE = 512, /* + index into virtio_device_classes */
 };
 
@@ -108,6 +112,7 @@ static const struct option base_options[] = {
     {"boot-protocol", required_argument, NULL, OPT_PROTOCOL},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
     {"log-file", required_argument, NULL, OPT_LOG_FILE},
+    {"api-sock", required_argument, NULL, OPT_API_SOCK},
     {"help", no_argument, NULL, 'h'},
 };
 
@@ -166,7 +171,7 @@ static int usage_error(const char *msg)
 	return EMBER_EXIT_USAGE;
 }
 
-static int parse_run_args(int argc, char **argv, struct vm_config *cfg)
+static int parse_run_args(int argc, char **argv, struct vm_config *cfg, const char **api_sock)
 {
 	uint64_t v;
 	int c;
@@ -228,6 +233,9 @@ static int parse_run_args(int argc, char **argv, struct vm_config *cfg)
 			log_set_file(f);
 			break;
 		}
+		case OPT_API_SOCK:
+			*api_sock = optarg;
+			break;
 		case 'h':
 			cmd_run_usage();
 			return -1;
@@ -249,25 +257,30 @@ static int parse_run_args(int argc, char **argv, struct vm_config *cfg)
 		snprintf(msg, sizeof(msg), "unexpected argument '%s'", argv[optind]);
 		return usage_error(msg);
 	}
-	if (!cfg->kernel_path)
-		return usage_error("--kernel is required");
+	if (!cfg->kernel_path && !*api_sock)
+		return usage_error(
+		    "--kernel is required (or --api-sock, to configure the VM through "
+		    "the control API)");
 	return 0;
 }
 
-static int run_vm(struct vm_config *cfg);
+static int run_vm(struct vm_config *cfg, const char *api_sock);
 
 int cmd_run(int argc, char **argv)
 {
 	struct vm_config cfg = {
 	    .protocol = BOOT_PROTOCOL_AUTO,
-	    .vcpus = 1,
-	    .mem_mib = DEFAULT_MEM_MIB,
+	    .vcpus = VMM_DEFAULT_VCPUS,
+	    .mem_mib = VMM_DEFAULT_MEM_MIB,
 	    .console_out_fd = STDOUT_FILENO,
 	    .console_in_fd = STDIN_FILENO,
+	    .kernel_fd = -1,
+	    .initrd_fd = -1,
 	};
-	int r = parse_run_args(argc, argv, &cfg);
+	const char *api_sock = NULL;
+	int r = parse_run_args(argc, argv, &cfg, &api_sock);
 	if (r == 0)
-		r = run_vm(&cfg);
+		r = run_vm(&cfg, api_sock);
 	else if (r < 0)
 		r = EMBER_EXIT_OK; /* --help */
 	for (unsigned i = 0; i < cfg.ndevices; i++)
@@ -275,37 +288,24 @@ int cmd_run(int argc, char **argv)
 	return r;
 }
 
-static int run_vm(struct vm_config *cfg_in)
+static int run_vm(struct vm_config *cfg, const char *api_sock)
 {
-	struct vm_config cfg = *cfg_in;
-
-	static struct vm vm; /* large; kept off the stack */
-	if (vm_create(&vm, &cfg) < 0) {
+	static struct vmm vmm; /* large; kept off the stack */
+	int r = vmm_init(&vmm);
+	if (r == 0)
+		r = vmm_set_config(&vmm, cfg);
+	if (r == 0 && api_sock)
+		r = vmm_open_api(&vmm, api_sock);
+	if (r == 0 && cfg->kernel_path)
+		r = vmm_start(&vmm);
+	if (r < 0) {
 		fprintf(stderr, "ember: error: %s\n", err_msg());
-		vm_destroy(&vm);
+		vmm_destroy(&vmm);
 		return EMBER_EXIT_MONITOR_ERROR;
 	}
-	log_info("VM ready %.3f ms after process start: %s entry 0x%llx, %u vCPU(s), %llu MiB",
-		 timing_ms_since_start(),
-		 vm.boot.kernel.protocol == BOOT_PROTOCOL_PVH ? "PVH" : "Linux 64-bit",
-		 (unsigned long long)vm.boot.entry, cfg.vcpus, (unsigned long long)cfg.mem_mib);
-	console_tty_enter(cfg.console_in_fd);
-	enum vm_stop_reason why = vm_run(&vm);
+	console_tty_enter(vmm.cfg.console_in_fd);
+	int code = vmm_run(&vmm);
 	console_tty_leave();
-	int code = vm_exit_code(&vm, why);
-	double stop_ms = (double)(vm.metrics.stop_ns - timing_start_ns()) / 1e6;
-	vm_log_stats(&vm);
-	vm_destroy(&vm);
-	double teardown_ms = (double)vm.metrics.teardown_ns / 1e6;
-	if (code != EMBER_EXIT_OK && code < EMBER_EXIT_SIGNAL_BASE)
-		fprintf(stderr, "ember: VM stopped: %s (exit code %d)\n", vm_stop_reason_name(why),
-			code);
-	log_info("VM stopped (%s) %.3f ms after process start; teardown took %.3f ms",
-		 vm_stop_reason_name(why), stop_ms, teardown_ms);
-	if (cfg.boot_timer_report)
-		fprintf(stderr,
-			"ember: exit: guest stopped %.3f ms after process start, KVM "
-			"teardown %.3f ms\n",
-			stop_ms, teardown_ms);
+	vmm_destroy(&vmm);
 	return code;
 }

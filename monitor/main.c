@@ -15,6 +15,9 @@ static void usage(FILE *out)
 		     "\n"
 		     "Commands:\n"
 		     "  run        boot a microVM from the command line (ember run --help)\n"
+		     "  --api-sock PATH [options]\n"
+		     "             start a monitor that waits for its VM's configuration on the\n"
+		     "             control API (the same as ember run --api-sock PATH)\n"
 		     "  version    print the version\n"
 		     "  help       this text\n");
 }
@@ -28,6 +31,9 @@ int main(int argc, char **argv)
 	const char *verb = argv[1];
 	if (strcmp(verb, "run") == 0)
 		return cmd_run(argc - 1, argv + 1);
+	/* `ember --api-sock S ...`: the form platforms and the jailer use. */
+	if (strncmp(verb, "--api-sock", 10) == 0)
+		return cmd_run(argc, argv);
 	if (strcmp(verb, "help") == 0 || strcmp(verb, "--help") == 0 || strcmp(verb, "-h") == 0) {
 		usage(stdout);
 		return EMBER_EXIT_OK;

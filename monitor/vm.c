@@ -32,15 +32,27 @@ static int kvm_check_cap(int kvm_fd, int cap, const char *name)
 	return 0;
 }
 
-static void on_stop(void *ctx, enum vm_stop_reason reason)
+void vm_request_stop(struct vm *vm, enum vm_stop_reason reason)
 {
-	struct vm *vm = ctx;
 	int none = VM_STOP_NONE;
 	if (atomic_compare_exchange_strong(&vm->stop_reason, &none, (int)reason)) {
 		uint64_t one = 1;
 		ssize_t w = write(vm->stop_efd, &one, sizeof(one));
 		(void)w;
 	}
+}
+
+static void on_stop(void *ctx, enum vm_stop_reason reason)
+{
+	vm_request_stop(ctx, reason);
+}
+
+void vm_stop_by_signal(struct vm *vm, int signo)
+{
+	log_info("signal %d: stopping the VM", signo);
+	int none = 0;
+	atomic_compare_exchange_strong(&vm->stop_signal, &none, signo);
+	vm_request_stop(vm, VM_STOP_SIGNAL);
 }
 
 static void on_panic_seen(void *ctx)
@@ -197,6 +209,7 @@ static int create_vcpus(struct vm *vm)
 	    .events = &vm->events,
 	    .stopping = &vm->stopping,
 	    .first_run_ns = &vm->metrics.first_run_ns,
+	    .pause = &vm->pause,
 	};
 	for (unsigned i = 0; i < vm->cfg.vcpus; i++) {
 		int r = vcpu_create(&vm->vcpus[i], vm->kvm_fd, vm->vm_fd, i, &vm->vcpu_env);
@@ -228,9 +241,9 @@ static int attach_virtio_devices(struct vm *vm)
 {
 	for (unsigned i = 0; i < vm->ndevices; i++) {
 		struct vm_device *d = &vm->devices[i];
-		int r = virtio_mmio_attach(d->transport, vm->vm_fd, &vm->mmio, &vm->loop);
+		int r = virtio_mmio_attach(d->transport, vm->vm_fd, &vm->mmio, vm->loop);
 		if (r == 0)
-			r = d->cls->start(d->dev, &vm->loop);
+			r = d->cls->start(d->dev, vm->loop);
 		if (r < 0)
 			return r;
 	}
@@ -253,6 +266,8 @@ static int load_guest(struct vm *vm)
 	struct boot_config bc = {
 	    .kernel_path = vm->cfg.kernel_path,
 	    .initrd_path = vm->cfg.initrd_path,
+	    .kernel_fd = vm->cfg.kernel_fd,
+	    .initrd_fd = vm->cfg.initrd_fd,
 	    .cmdline = vm->cfg.cmdline,
 	    .fragments = fragments,
 	    .protocol = vm->cfg.protocol,
@@ -274,12 +289,12 @@ static int set_boot_vcpu(struct vm *vm)
 	return vcpu_set_boot_state_long_mode(bsp, vm->boot.entry, vm->boot.boot_info_addr);
 }
 
-int vm_create(struct vm *vm, const struct vm_config *cfg)
+int vm_create(struct vm *vm, const struct vm_config *cfg, struct event_loop *loop)
 {
 	memset(vm, 0, sizeof(*vm));
 	vm->cfg = *cfg;
-	vm->loop.epfd = -1;
-	vm->kvm_fd = vm->vm_fd = vm->stop_efd = vm->signal_fd = vm->rx_room_efd = -1;
+	vm->loop = loop;
+	vm->kvm_fd = vm->vm_fd = vm->stop_efd = vm->rx_room_efd = -1;
 	vm->mem.fd = -1;
 	vm->events = (struct vm_events){
 	    .stop = on_stop,
@@ -291,15 +306,17 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	if (cfg->vcpus == 0 || cfg->vcpus > VM_MAX_VCPUS)
 		return err_set(EINVAL, "%u vCPUs asked for; 1 to %d supported", cfg->vcpus,
 			       VM_MAX_VCPUS);
+	int r = vcpu_pause_init(&vm->pause);
+	if (r < 0)
+		return r;
+	vm->pause_ready = true;
 	vm->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	vm->rx_room_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (vm->stop_efd < 0 || vm->rx_room_efd < 0)
 		return err_errno("eventfd");
 	/* Images are checked and loaded into fresh guest memory before KVM is touched, so a bad
 	 * image is reported as such on any host. */
-	int r = event_loop_init(&vm->loop);
-	if (r == 0)
-		r = create_memory(vm);
+	r = create_memory(vm);
 	if (r == 0)
 		r = create_virtio_devices(vm);
 	if (r == 0)
@@ -327,18 +344,7 @@ static void on_stop_event(void *ctx, uint32_t events)
 	uint64_t v;
 	ssize_t n = read(vm->stop_efd, &v, sizeof(v));
 	(void)n;
-	vm->loop.quit = true;
-}
-
-static void on_signal(void *ctx, uint32_t events)
-{
-	struct vm *vm = ctx;
-	struct signalfd_siginfo si;
-	if (read(vm->signal_fd, &si, sizeof(si)) != sizeof(si))
-		return;
-	log_info("signal %u: stopping the VM", si.ssi_signo);
-	atomic_store(&vm->stop_signal, (int)si.ssi_signo);
-	on_stop(vm, VM_STOP_SIGNAL);
+	vm->loop->quit = true;
 }
 
 static void read_console_input(struct vm *vm)
@@ -346,7 +352,7 @@ static void read_console_input(struct vm *vm)
 	unsigned room = serial_rx_room(&vm->serial);
 	if (room == 0) {
 		/* Wait for the guest to drain what it has before reading more. */
-		event_loop_modify(&vm->loop, vm->cfg.console_in_fd, 0);
+		event_loop_modify(vm->loop, vm->cfg.console_in_fd, 0);
 		return;
 	}
 	uint8_t buf[512];
@@ -355,7 +361,7 @@ static void read_console_input(struct vm *vm)
 		serial_push_input(&vm->serial, buf, (unsigned)n);
 	} else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
 		/* End of input: the guest keeps running without a keyboard. */
-		event_loop_remove(&vm->loop, vm->cfg.console_in_fd);
+		event_loop_remove(vm->loop, vm->cfg.console_in_fd);
 	}
 }
 
@@ -370,35 +376,20 @@ static void on_rx_room(void *ctx, uint32_t events)
 	uint64_t v;
 	ssize_t n = read(vm->rx_room_efd, &v, sizeof(v));
 	(void)n;
-	event_loop_modify(&vm->loop, vm->cfg.console_in_fd, EPOLLIN);
+	event_loop_modify(vm->loop, vm->cfg.console_in_fd, EPOLLIN);
 }
 
 static int setup_loop(struct vm *vm)
 {
-	int r;
-	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGHUP);
-	/* Blocked here, before vCPU threads exist, so every thread inherits the mask and the
-	 * signals arrive only through the signalfd. */
-	if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0)
-		return err_set(EINVAL, "pthread_sigmask");
-	vm->signal_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-	if (vm->signal_fd < 0)
-		return err_errno("signalfd");
-	r = event_loop_add(&vm->loop, vm->stop_efd, EPOLLIN, on_stop_event, vm);
+	int r = event_loop_add(vm->loop, vm->stop_efd, EPOLLIN, on_stop_event, vm);
 	if (r == 0)
-		r = event_loop_add(&vm->loop, vm->signal_fd, EPOLLIN, on_signal, vm);
-	if (r == 0)
-		r = event_loop_add(&vm->loop, vm->rx_room_efd, EPOLLIN, on_rx_room, vm);
+		r = event_loop_add(vm->loop, vm->rx_room_efd, EPOLLIN, on_rx_room, vm);
 	if (r == 0 && vm->cfg.console_in_fd >= 0) {
 		int fl = fcntl(vm->cfg.console_in_fd, F_GETFL);
 		if (fl >= 0)
 			fcntl(vm->cfg.console_in_fd, F_SETFL, fl | O_NONBLOCK);
-		if (event_loop_add(&vm->loop, vm->cfg.console_in_fd, EPOLLIN, on_console_input,
-				   vm) < 0) {
+		if (event_loop_add(vm->loop, vm->cfg.console_in_fd, EPOLLIN, on_console_input, vm) <
+		    0) {
 			/* Regular files and /dev/null cannot be polled: no console input then. */
 			log_debug("console input not pollable: %s", err_msg());
 			vm->cfg.console_in_fd = -1;
@@ -407,21 +398,41 @@ static int setup_loop(struct vm *vm)
 	return r;
 }
 
-enum vm_stop_reason vm_run(struct vm *vm)
+int vm_start(struct vm *vm)
 {
 	int r = vcpu_init_signals();
 	if (r == 0)
 		r = setup_loop(vm);
 	for (unsigned i = 0; r == 0 && i < vm->nvcpus; i++)
 		r = vcpu_start(&vm->vcpus[i]);
-	if (r == 0)
-		r = event_loop_run(&vm->loop);
-	if (r < 0) {
-		log_error("%s", err_msg());
-		on_stop(vm, VM_STOP_MONITOR_ERROR);
-	}
-	vm->metrics.stop_ns = timing_now_ns();
+	vm->started = r == 0;
+	return r;
+}
+
+void vm_pause(struct vm *vm)
+{
+	if (vm->paused)
+		return;
+	vcpu_pause_all(&vm->pause, vm->vcpus, vm->nvcpus);
+	vm->paused = true;
+}
+
+void vm_resume(struct vm *vm)
+{
+	if (!vm->paused)
+		return;
+	vcpu_pause_release(&vm->pause);
+	vm->paused = false;
+}
+
+enum vm_stop_reason vm_finish(struct vm *vm)
+{
+	if (!vm->metrics.stop_ns)
+		vm->metrics.stop_ns = timing_now_ns();
 	atomic_store(&vm->stopping, true);
+	if (vm->pause_ready)
+		vcpu_pause_release(&vm->pause);
+	vm->paused = false;
 	for (unsigned i = 0; i < vm->nvcpus; i++)
 		vcpu_kick(&vm->vcpus[i]);
 	for (unsigned i = 0; i < vm->nvcpus; i++)
@@ -431,14 +442,20 @@ enum vm_stop_reason vm_run(struct vm *vm)
 
 void vm_destroy(struct vm *vm)
 {
+	vm_finish(vm);
 	for (unsigned i = 0; i < vm->nvcpus; i++)
 		vcpu_destroy(&vm->vcpus[i]);
 	vm->nvcpus = 0;
 	for (unsigned i = 0; i < vm->ndevices; i++)
 		vm->devices[i].cls->destroy(vm->devices[i].dev);
 	vm->ndevices = 0;
-	event_loop_destroy(&vm->loop);
-	int fds[] = {vm->signal_fd, vm->stop_efd, vm->rx_room_efd};
+	if (vm->loop && vm->stop_efd >= 0)
+		event_loop_remove(vm->loop, vm->stop_efd);
+	if (vm->loop && vm->rx_room_efd >= 0)
+		event_loop_remove(vm->loop, vm->rx_room_efd);
+	if (vm->loop && vm->cfg.console_in_fd >= 0 && vm->started)
+		event_loop_remove(vm->loop, vm->cfg.console_in_fd);
+	int fds[] = {vm->stop_efd, vm->rx_room_efd};
 	for (unsigned i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
 		if (fds[i] >= 0)
 			close(fds[i]);
@@ -453,13 +470,15 @@ void vm_destroy(struct vm *vm)
 	serial_destroy(&vm->serial);
 	free(vm->supported_cpuid);
 	vm->supported_cpuid = NULL;
+	if (vm->pause_ready)
+		vcpu_pause_destroy(&vm->pause);
+	vm->pause_ready = false;
 	vm->vm_fd = vm->kvm_fd = -1;
 }
 
 void vm_log_stats(const struct vm *vm)
 {
-	static const char *const names[VCPU_EXIT_KINDS] = {
-	    "io", "mmio", "hlt", "intr", "shutdown", "internal", "system_event", "other"};
+	const char *const *names = vcpu_exit_kind_names;
 	uint64_t total[VCPU_EXIT_KINDS] = {0};
 	for (unsigned i = 0; i < vm->nvcpus; i++)
 		for (unsigned k = 0; k < VCPU_EXIT_KINDS; k++)

@@ -36,6 +36,8 @@ struct vm_device {
 struct vm_config {
 	const char *kernel_path;
 	const char *initrd_path;
+	int kernel_fd, initrd_fd; /* open files to use instead of the paths (which then only name
+				   * them in messages), or -1 */
 	const char *cmdline;
 	enum boot_protocol protocol;
 	unsigned vcpus;
@@ -72,10 +74,13 @@ struct vm {
 	struct vm_device devices[VIRTIO_MMIO_MAX_DEVICES];
 	unsigned ndevices;
 	struct boot_result boot;
-	struct event_loop loop;
-	int stop_efd;	 /* written by whoever asks the VM to stop */
-	int signal_fd;	 /* SIGINT, SIGTERM, SIGHUP */
-	int rx_room_efd; /* the serial port has room for input again */
+	struct event_loop *loop; /* the vmm thread's, shared with the monitor around the VM */
+	int stop_efd;		 /* written by whoever asks the VM to stop */
+	int rx_room_efd;	 /* the serial port has room for input again */
+	struct vcpu_pause pause;
+	bool pause_ready;
+	bool started;
+	bool paused;
 	atomic_bool stopping;
 	_Atomic int stop_reason;
 	_Atomic int stop_signal;
@@ -83,10 +88,21 @@ struct vm {
 	struct vm_metrics metrics;
 };
 
-/* Build the VM from its configuration, up to the moment before vCPUs start. */
-int vm_create(struct vm *vm, const struct vm_config *cfg);
-/* Start the vCPUs and serve the VM until it stops; returns the stop reason. */
-enum vm_stop_reason vm_run(struct vm *vm);
+/* Build the VM from its configuration, up to the moment before vCPUs start; its devices and
+ * its stop event are served by `loop` (run by the caller, on the vmm thread). */
+int vm_create(struct vm *vm, const struct vm_config *cfg, struct event_loop *loop);
+/* Start the vCPUs. When the VM stops (guest reset, panic, failure, vm_request_stop) the loop
+ * is told to quit. */
+int vm_start(struct vm *vm);
+/* Park every vCPU at a consistent point (pending port/MMIO accesses completed); returns when
+ * all have parked. The guest's devices stay served. */
+void vm_pause(struct vm *vm);
+void vm_resume(struct vm *vm);
+/* Ask the VM to stop (any thread); the first reason given wins. */
+void vm_request_stop(struct vm *vm, enum vm_stop_reason reason);
+void vm_stop_by_signal(struct vm *vm, int signo);
+/* Stop and join every vCPU; returns why the VM stopped. */
+enum vm_stop_reason vm_finish(struct vm *vm);
 void vm_destroy(struct vm *vm);
 /* Log what the VM did: vCPU exits by reason and each device's transport counters. */
 void vm_log_stats(const struct vm *vm);

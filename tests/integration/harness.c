@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -227,4 +229,141 @@ unsigned long crc32_file(const char *path)
 	}
 	fclose(f);
 	return crc ^ 0xffffffffu;
+}
+
+void ember_spawn(struct ember_proc *p, const char *const *args)
+{
+	memset(p, 0, sizeof(*p));
+	int out[2], err[2];
+	cr_assert(pipe2(out, O_CLOEXEC) == 0 && pipe2(err, O_CLOEXEC) == 0);
+	const char *argv[64];
+	size_t n = 0;
+	argv[n++] = ember_bin();
+	for (; args[n - 1] && n < 63; n++)
+		argv[n] = args[n - 1];
+	argv[n] = NULL;
+	p->pid = fork();
+	cr_assert(p->pid >= 0);
+	if (p->pid == 0) {
+		int devnull = open("/dev/null", O_RDONLY);
+		dup2(devnull, 0);
+		dup2(out[1], 1);
+		dup2(err[1], 2);
+		execv(argv[0], (char *const *)argv);
+		fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	close(out[1]);
+	close(err[1]);
+	p->out_fd = out[0];
+	p->err_fd = err[0];
+	p->out = calloc(1, 1);
+	p->err = calloc(1, 1);
+	p->exit_code = -1;
+}
+
+static void proc_add(char **b, size_t *len, size_t *cap, const char *d, size_t n)
+{
+	if (*len + n + 1 > *cap) {
+		*cap = (*len + n + 1) * 2;
+		*b = realloc(*b, *cap);
+	}
+	memcpy(*b + *len, d, n);
+	*len += n;
+	(*b)[*len] = 0;
+}
+
+void ember_proc_poll(struct ember_proc *p, int wait_ms)
+{
+	struct pollfd pfd[2] = {{p->out_fd, POLLIN, 0}, {p->err_fd, POLLIN, 0}};
+	if (poll(pfd, 2, wait_ms) <= 0)
+		return;
+	for (int i = 0; i < 2; i++) {
+		if (pfd[i].fd < 0 || !(pfd[i].revents & (POLLIN | POLLHUP | POLLERR)))
+			continue;
+		char chunk[4096];
+		ssize_t got = read(pfd[i].fd, chunk, sizeof(chunk));
+		if (got <= 0) {
+			close(pfd[i].fd);
+			if (i == 0)
+				p->out_fd = -1;
+			else
+				p->err_fd = -1;
+			continue;
+		}
+		if (i == 0)
+			proc_add(&p->out, &p->out_len, &p->out_cap, chunk, (size_t)got);
+		else
+			proc_add(&p->err, &p->err_len, &p->err_cap, chunk, (size_t)got);
+	}
+}
+
+bool ember_proc_wait_out(struct ember_proc *p, size_t from, const char *needle, double timeout_s)
+{
+	double t0 = now_ms();
+	for (;;) {
+		if (from <= p->out_len && strstr(p->out + from, needle))
+			return true;
+		if (p->out_fd < 0 || now_ms() - t0 > timeout_s * 1e3)
+			return false;
+		ember_proc_poll(p, 50);
+	}
+}
+
+int ember_proc_wait_exit(struct ember_proc *p, double timeout_s)
+{
+	double t0 = now_ms();
+	int status;
+	for (;;) {
+		ember_proc_poll(p, 20);
+		pid_t r = waitpid(p->pid, &status, WNOHANG);
+		if (r == p->pid)
+			break;
+		if (now_ms() - t0 > timeout_s * 1e3) {
+			kill(p->pid, SIGKILL);
+			waitpid(p->pid, &status, 0);
+			break;
+		}
+	}
+	while (p->out_fd >= 0 || p->err_fd >= 0)
+		ember_proc_poll(p, 100);
+	p->pid = 0;
+	if (WIFEXITED(status)) {
+		p->exit_code = WEXITSTATUS(status);
+	} else {
+		p->exit_code = -1;
+		p->term_signal = WTERMSIG(status);
+	}
+	return p->exit_code;
+}
+
+void ember_proc_free(struct ember_proc *p)
+{
+	if (p->pid > 0) {
+		kill(p->pid, SIGKILL);
+		waitpid(p->pid, NULL, 0);
+	}
+	if (p->out_fd >= 0)
+		close(p->out_fd);
+	if (p->err_fd >= 0)
+		close(p->err_fd);
+	free(p->out);
+	free(p->err);
+	memset(p, 0, sizeof(*p));
+}
+
+bool wait_for_socket(const char *path, double timeout_s)
+{
+	double t0 = now_ms();
+	while (now_ms() - t0 < timeout_s * 1e3) {
+		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		struct sockaddr_un a = {.sun_family = AF_UNIX};
+		snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
+		int r = connect(fd, (struct sockaddr *)&a, sizeof(a));
+		close(fd);
+		if (r == 0)
+			return true;
+		usleep(10000);
+	}
+	return false;
 }

@@ -40,3 +40,26 @@ const char *ember_run_describe(const struct ember_run *r);
 /* Write `len` bytes of deterministic data to a new temp file; returns its path (malloc'd). */
 char *temp_file_with(size_t len, unsigned seed);
 unsigned long crc32_file(const char *path);
+
+/* A monitor running in the background (for API tests): its stdout and stderr are collected by
+ * ember_proc_poll and the waits below. */
+struct ember_proc {
+	pid_t pid;
+	int out_fd, err_fd;
+	char *out, *err; /* everything read so far, NUL-terminated */
+	size_t out_len, err_len, out_cap, err_cap;
+	int exit_code; /* after ember_proc_wait_exit: -1 if killed by a signal */
+	int term_signal;
+};
+
+/* Start ember with argv (NULL-terminated, without argv[0]); stdin is /dev/null. */
+void ember_spawn(struct ember_proc *p, const char *const *args);
+/* Read what is there, waiting up to wait_ms for something. */
+void ember_proc_poll(struct ember_proc *p, int wait_ms);
+/* Wait until stdout holds `needle` at or after byte `from`; false on timeout or exit. */
+bool ember_proc_wait_out(struct ember_proc *p, size_t from, const char *needle, double timeout_s);
+/* Wait for the process to end (SIGKILL after timeout_s); returns its exit code or -1. */
+int ember_proc_wait_exit(struct ember_proc *p, double timeout_s);
+void ember_proc_free(struct ember_proc *p);
+/* Wait until a Unix socket at `path` accepts connections. */
+bool wait_for_socket(const char *path, double timeout_s);

@@ -183,7 +183,7 @@ Test(loaders, missing_file_is_named)
 {
 	struct kernel_image k;
 	cr_assert(
-	    lt(int, kernel_load_file(&gm, "/nonexistent/vmlinux", BOOT_PROTOCOL_AUTO, &k), 0));
+	    lt(int, kernel_load_file(&gm, "/nonexistent/vmlinux", -1, BOOT_PROTOCOL_AUTO, &k), 0));
 	cr_assert(ne(ptr, strstr(err_msg(), "/nonexistent/vmlinux"), NULL), "%s", err_msg());
 }
 
@@ -209,7 +209,7 @@ Test(loaders, initrd_goes_page_aligned_to_top_of_low_ram)
 	    eq(int, kernel_load_image(&gm, "t", img.data, img.size, BOOT_PROTOCOL_AUTO, &k), 0));
 	char *path = write_temp(10000);
 	uint64_t addr, size;
-	cr_assert(eq(int, initrd_load_file(&gm, path, &k, &addr, &size), 0), "%s", err_msg());
+	cr_assert(eq(int, initrd_load_file(&gm, path, -1, &k, &addr, &size), 0), "%s", err_msg());
 	cr_assert(eq(u64, size, 10000));
 	cr_assert(eq(u64, addr % 4096, 0));
 	cr_assert(le(u64, addr + size, 64 * MiB));
@@ -229,7 +229,7 @@ Test(loaders, initrd_that_does_not_fit_is_refused)
 	    eq(int, kernel_load_image(&gm, "t", img.data, img.size, BOOT_PROTOCOL_AUTO, &k), 0));
 	char *path = write_temp(64 * MiB);
 	uint64_t addr, size;
-	cr_assert(lt(int, initrd_load_file(&gm, path, &k, &addr, &size), 0));
+	cr_assert(lt(int, initrd_load_file(&gm, path, -1, &k, &addr, &size), 0));
 	cr_assert(ne(ptr, strstr(err_msg(), "does not fit"), NULL), "%s", err_msg());
 	cr_assert(ne(ptr, strstr(err_msg(), path), NULL), "%s", err_msg());
 	unlink(path);
