@@ -176,21 +176,47 @@ static uint64_t offered_features(const struct virtio_mmio_dev *t)
 	return t->ops->features | (1ull << VIRTIO_F_VERSION_1) | (1ull << VIRTIO_RING_F_EVENT_IDX);
 }
 
+#define STATUS_DRIVER_BITS                                                                         \
+	(VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK |      \
+	 VIRTIO_CONFIG_S_DRIVER_OK | VIRTIO_CONFIG_S_FAILED)
+#define STATUS_KNOWN_BITS (STATUS_DRIVER_BITS | VIRTIO_CONFIG_S_NEEDS_RESET)
+
+/* The status bit of v set without the one it needs (virtio 1.2 section 3.1.1), or 0. */
+static uint32_t status_missing_prerequisite(uint32_t v)
+{
+	if ((v & VIRTIO_CONFIG_S_DRIVER) && !(v & VIRTIO_CONFIG_S_ACKNOWLEDGE))
+		return VIRTIO_CONFIG_S_DRIVER;
+	if ((v & VIRTIO_CONFIG_S_FEATURES_OK) && !(v & VIRTIO_CONFIG_S_DRIVER))
+		return VIRTIO_CONFIG_S_FEATURES_OK;
+	if ((v & VIRTIO_CONFIG_S_DRIVER_OK) && !(v & VIRTIO_CONFIG_S_FEATURES_OK))
+		return VIRTIO_CONFIG_S_DRIVER_OK;
+	return 0;
+}
+
+static bool features_acceptable(const struct virtio_mmio_dev *t, uint64_t features)
+{
+	/* Nothing that was not offered, and virtio 1 at least. */
+	return !(features & ~offered_features(t)) && (features & (1ull << VIRTIO_F_VERSION_1));
+}
+
+/* Status bits only accumulate until a reset (drivers never clear one), a bit whose
+ * prerequisite is missing is ignored, and NEEDS_RESET is the device's alone. So the device is
+ * active exactly when DRIVER_OK is set without NEEDS_RESET: the invariant a restore checks. */
 static void set_status(struct virtio_mmio_dev *t, uint32_t v)
 {
 	if (v == 0) {
 		device_reset(t);
 		return;
 	}
+	v = (v & STATUS_DRIVER_BITS) | t->status;
+	for (uint32_t bit; (bit = status_missing_prerequisite(v));)
+		v &= ~bit;
 	uint32_t added = v & ~t->status;
-	if (added & VIRTIO_CONFIG_S_FEATURES_OK) {
-		/* Refuse what was not offered, and drivers that do not speak virtio 1. */
-		uint64_t extra = t->driver_features & ~offered_features(t);
-		if (extra || !(t->driver_features & (1ull << VIRTIO_F_VERSION_1)))
-			v &= ~(uint32_t)VIRTIO_CONFIG_S_FEATURES_OK;
-	}
+	if ((added & VIRTIO_CONFIG_S_FEATURES_OK) && !features_acceptable(t, t->driver_features))
+		v &= ~(uint32_t)(VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_DRIVER_OK);
+	added = v & ~t->status;
 	t->status = v;
-	if ((added & VIRTIO_CONFIG_S_DRIVER_OK) && (v & VIRTIO_CONFIG_S_FEATURES_OK)) {
+	if ((added & VIRTIO_CONFIG_S_DRIVER_OK) && !(v & VIRTIO_CONFIG_S_NEEDS_RESET)) {
 		bool event_idx = t->driver_features & (1ull << VIRTIO_RING_F_EVENT_IDX);
 		for (unsigned q = 0; q < t->ops->nqueues; q++) {
 			struct virtq *vq = &t->queues[q];
@@ -353,4 +379,135 @@ void virtio_mmio_access(void *opaque, uint64_t offset, uint8_t *data, uint32_t l
 		memset(data, 0, len);
 	}
 	pthread_mutex_unlock(&t->lock);
+}
+
+void virtio_mmio_save(struct virtio_mmio_dev *t, struct virtio_mmio_state *s)
+{
+	memset(s, 0, sizeof(*s));
+	pthread_mutex_lock(&t->lock);
+	s->status = t->status;
+	s->device_features_sel = t->device_features_sel;
+	s->driver_features_sel = t->driver_features_sel;
+	s->driver_features = t->driver_features;
+	s->queue_sel = t->queue_sel;
+	s->interrupt_status = t->interrupt_status;
+	s->config_generation = t->config_generation;
+	s->active = t->active;
+	s->nqueues = t->ops->nqueues;
+	for (unsigned q = 0; q < t->ops->nqueues; q++)
+		s->queues[q] = t->queues[q].s;
+	pthread_mutex_unlock(&t->lock);
+}
+
+/* Whether the registers of a saved state are ones this device could have reached. */
+static int check_registers(const struct virtio_mmio_dev *t, const struct virtio_mmio_state *s)
+{
+	if (s->nqueues != t->ops->nqueues)
+		return err_set(EINVAL, "queue count %u, but the device has %u", s->nqueues,
+			       t->ops->nqueues);
+	if (s->status & ~(uint32_t)STATUS_KNOWN_BITS)
+		return err_set(EINVAL, "status 0x%x has bits virtio does not define", s->status);
+	uint32_t missing = status_missing_prerequisite(s->status);
+	if (missing)
+		return err_set(EINVAL, "status 0x%x sets %s without %s", s->status,
+			       missing == VIRTIO_CONFIG_S_DRIVER	? "DRIVER"
+			       : missing == VIRTIO_CONFIG_S_FEATURES_OK ? "FEATURES_OK"
+									: "DRIVER_OK",
+			       missing == VIRTIO_CONFIG_S_DRIVER	? "ACKNOWLEDGE"
+			       : missing == VIRTIO_CONFIG_S_FEATURES_OK ? "DRIVER"
+									: "FEATURES_OK");
+	bool should_be_active =
+	    (s->status & VIRTIO_CONFIG_S_DRIVER_OK) && !(s->status & VIRTIO_CONFIG_S_NEEDS_RESET);
+	if (s->active != should_be_active)
+		return err_set(EINVAL, "active is %s, but status 0x%x says %s",
+			       s->active ? "true" : "false", s->status,
+			       should_be_active ? "active" : "not active");
+	/* Before FEATURES_OK the features are only what the driver wrote so far: the
+	 * FEATURES_OK write judges them, after the restore as before. */
+	if ((s->status & VIRTIO_CONFIG_S_FEATURES_OK) &&
+	    !features_acceptable(t, s->driver_features))
+		return err_set(EINVAL,
+			       "driver_features 0x%llx are not a virtio 1 subset of the offered "
+			       "0x%llx",
+			       (unsigned long long)s->driver_features,
+			       (unsigned long long)offered_features(t));
+	if (s->interrupt_status & ~(uint32_t)(VIRTIO_MMIO_INT_VRING | VIRTIO_MMIO_INT_CONFIG))
+		return err_set(EINVAL, "interrupt_status 0x%x has bits virtio-mmio does not define",
+			       s->interrupt_status);
+	return 0;
+}
+
+/* Check every queue of the saved state on copies of the device's queues. */
+static int check_queues(const struct virtio_mmio_dev *t, const struct virtio_mmio_state *s,
+			struct virtq *queues)
+{
+	bool event_idx = s->driver_features & (1ull << VIRTIO_RING_F_EVENT_IDX);
+	for (unsigned q = 0; q < VIRTIO_MMIO_MAX_QUEUES; q++) {
+		const struct virtq_state *qs = &s->queues[q];
+		queues[q] = t->queues[q];
+		if (q >= t->ops->nqueues) {
+			if (qs->ready || qs->num)
+				return err_set(EINVAL,
+					       "queue %u: set up, but the device has %u queues", q,
+					       t->ops->nqueues);
+			continue;
+		}
+		int r = virtq_restore(&queues[q], qs, event_idx);
+		if (r < 0)
+			return err_wrap(r, "queue %u", q);
+		/* Chains in flight at the snapshot are lost to a new device: its driver would
+		 * wait for them forever. */
+		if (s->active && qs->ready && virtq_in_flight(&queues[q]))
+			return err_set(EINVAL,
+				       "queue %u: %u chains in flight (the device was not quiesced "
+				       "before the snapshot)",
+				       q, virtq_in_flight(&queues[q]));
+	}
+	return 0;
+}
+
+int virtio_mmio_restore(struct virtio_mmio_dev *t, const struct virtio_mmio_state *s)
+{
+	struct virtq queues[VIRTIO_MMIO_MAX_QUEUES];
+	pthread_mutex_lock(&t->lock);
+	int r = check_registers(t, s);
+	if (r == 0)
+		r = check_queues(t, s, queues);
+	if (r < 0)
+		goto out;
+	t->status = s->status;
+	t->device_features_sel = s->device_features_sel;
+	t->driver_features_sel = s->driver_features_sel;
+	t->driver_features = s->driver_features;
+	t->queue_sel = s->queue_sel;
+	t->config_generation = s->config_generation;
+	memcpy(t->queues, queues, sizeof(t->queues));
+	if (s->active) {
+		/* The backends start as at DRIVER_OK (net sets the tap's offloads again). */
+		r = t->ops->activate(t->dev, s->driver_features);
+		if (r < 0) {
+			r = err_wrap(r, "activating with features 0x%llx",
+				     (unsigned long long)s->driver_features);
+			device_reset(t);
+			goto out;
+		}
+		t->active = true;
+		/* A kick the device left alone while quiesced has no sender now. */
+		for (unsigned q = 0; q < t->ops->nqueues; q++)
+			if (t->active && t->queues[q].s.ready)
+				t->ops->queue_notify(t->dev, q);
+	}
+	/* The interrupt pending at the snapshot is owed to the guest again: a new irqfd, a new
+	 * interrupt controller. */
+	if (s->interrupt_status)
+		raise_interrupt(t, s->interrupt_status);
+	log_info("%s at 0x%llx (irq %u): restored, status 0x%x, features 0x%llx", t->ops->name,
+		 (unsigned long long)t->base, t->irq, t->status,
+		 (unsigned long long)t->driver_features);
+out:
+	if (r < 0)
+		r = err_wrap(r, "%s (virtio-mmio device %u at 0x%llx): saved state refused",
+			     t->ops->name, t->index, (unsigned long long)t->base);
+	pthread_mutex_unlock(&t->lock);
+	return r;
 }

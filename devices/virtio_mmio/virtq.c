@@ -53,6 +53,43 @@ int virtq_activate(struct virtq *q, bool event_idx)
 	return 0;
 }
 
+int virtq_restore(struct virtq *q, const struct virtq_state *s, bool event_idx)
+{
+	if (s->num > q->max_num)
+		return err_set(EINVAL, "queue size %u is above the device's maximum %u", s->num,
+			       q->max_num);
+	struct virtq saved = *q;
+	q->s = *s;
+	if (!s->ready)
+		return 0;
+	q->s.ready = false;
+	int r = virtq_activate(q, event_idx);
+	if (r < 0) {
+		*q = saved;
+		return r;
+	}
+	uint16_t in_flight = virtq_in_flight(q);
+	uint16_t used_in_memory = __atomic_load_n(&q->used->idx, __ATOMIC_ACQUIRE);
+	if (in_flight > s->num)
+		r = err_set(EINVAL,
+			    "%u chains in flight (next avail %u, next used %u) in a %u-entry queue",
+			    in_flight, s->last_avail, s->used_idx, s->num);
+	else if (used_in_memory != s->used_idx)
+		r = err_set(
+		    EINVAL,
+		    "used index %u in guest memory but %u in the saved state (state and memory "
+		    "from different snapshots?)",
+		    used_in_memory, s->used_idx);
+	if (r < 0)
+		*q = saved;
+	return r;
+}
+
+uint16_t virtq_in_flight(const struct virtq *q)
+{
+	return (uint16_t)(q->s.last_avail - q->s.used_idx);
+}
+
 static int broken(struct virtq *q, const char *fmt, unsigned a, unsigned b)
 {
 	q->bad_chains++;
@@ -100,6 +137,10 @@ int virtq_pop(struct virtq *q, struct virtq_chain *c)
 			return broken(q, "descriptor %u is readable after a writable one", idx, 0);
 		c->segs[c->nsegs++] = (struct virtq_seg){host, d.len, writable};
 		if (writable) {
+			/* Diff snapshots: the device writes here before it pushes the chain (and
+			 * devices quiesce before a snapshot). Marked here, where the host address
+			 * is resolved, since the guest may rewrite its descriptors afterwards. */
+			gmem_mark_dirty(q->gm, host, d.len);
 			c->writable_len += d.len;
 		} else {
 			c->nreadable++;
@@ -117,6 +158,7 @@ int virtq_pop(struct virtq *q, struct virtq_chain *c)
 		/* Ask for a kick as soon as the driver adds past what we have taken. */
 		uint16_t *avail_event = (uint16_t *)((uint8_t *)q->used + 4 + 8ull * n);
 		__atomic_store_n(avail_event, q->s.last_avail, __ATOMIC_RELEASE);
+		gmem_mark_dirty(q->gm, avail_event, sizeof(*avail_event));
 	}
 	return 1;
 }
@@ -137,6 +179,9 @@ void virtq_push(struct virtq *q, uint16_t head, uint32_t written)
 	e->len = written;
 	q->s.used_idx++;
 	__atomic_store_n(&q->used->idx, q->s.used_idx, __ATOMIC_RELEASE);
+	/* The chain's buffers were marked when it was popped. */
+	gmem_mark_dirty(q->gm, e, sizeof(*e));
+	gmem_mark_dirty(q->gm, &q->used->idx, sizeof(q->used->idx));
 }
 
 bool virtq_should_notify(struct virtq *q)

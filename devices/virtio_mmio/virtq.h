@@ -54,11 +54,22 @@ void virtq_init(struct virtq *q, const struct guest_mem *gm, uint16_t max_num);
 void virtq_reset(struct virtq *q);
 /* Check the ring addresses and map them; fails (with a message) if they are not guest RAM. */
 int virtq_activate(struct virtq *q, bool event_idx);
-/* 1: a chain was taken; 0: none available; <0: the driver broke the rules (message in err). */
+/* Snapshots: load a saved state (untrusted: it comes from a file) into a queue fresh from
+ * virtq_init, with guest memory already restored. A ready queue is checked and mapped as
+ * virtq_activate does it, and its indices must agree with each other (at most a queue's worth
+ * of chains in flight) and with the used index in guest memory. On failure (message in err)
+ * the queue is left as it was. */
+int virtq_restore(struct virtq *q, const struct virtq_state *s, bool event_idx);
+/* Chains taken and not yet returned. */
+uint16_t virtq_in_flight(const struct virtq *q);
+/* 1: a chain was taken; 0: none available; <0: the driver broke the rules (message in err).
+ * For diff snapshots, the chain's writable buffers (and avail_event) are marked dirty in guest
+ * memory here: the device writes them before it pushes the chain. */
 int virtq_pop(struct virtq *q, struct virtq_chain *c);
 /* Put back the last chain popped, to be popped again later (out of host buffers). */
 void virtq_unpop(struct virtq *q);
-/* Return a chain to the driver with `written` bytes written into its writable part. */
+/* Return a chain to the driver with `written` bytes written into its writable part; the used
+ * ring entry and index it writes are marked dirty. */
 void virtq_push(struct virtq *q, uint16_t head, uint32_t written);
 /* After pushes: whether the driver wants an interrupt now (EVENT_IDX or NO_INTERRUPT). */
 bool virtq_should_notify(struct virtq *q);
