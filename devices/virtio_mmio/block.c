@@ -58,7 +58,8 @@ struct virtio_block {
 	bool ring_ready;
 	int ring_efd;
 	unsigned inflight;
-	bool stalled; /* requests wait in the ring for a free slot */
+	bool stalled;  /* requests wait in the ring for a free slot */
+	bool quiesced; /* for a snapshot: the queue is left alone until unquiesce */
 	struct block_request reqs[BLOCK_QUEUE_SIZE];
 	struct virtio_device_ops ops;
 	struct block_stats stats;
@@ -374,6 +375,8 @@ static void queue_notify(void *dev, unsigned q)
 	struct virtq *vq = &b->transport.queues[0];
 	static __thread struct virtq_chain chain;
 	bool submitted = false;
+	if (b->quiesced)
+		return; /* unquiesce looks at the queue again */
 	b->stalled = false;
 	for (;;) {
 		/* A driver may publish a head again while it is still in flight; then the table
@@ -398,13 +401,9 @@ static void queue_notify(void *dev, unsigned q)
 	virtio_mmio_used(&b->transport, 0);
 }
 
-static void on_completions(void *ctx, uint32_t events)
+/* Complete what the kernel finished; returns how many. Lock held. */
+static unsigned reap(struct virtio_block *b)
 {
-	struct virtio_block *b = ctx;
-	uint64_t v;
-	ssize_t n = read(b->ring_efd, &v, sizeof(v));
-	(void)n;
-	pthread_mutex_lock(&b->transport.lock);
 	struct io_uring_cqe *cqe;
 	unsigned head, count = 0;
 	io_uring_for_each_cqe(&b->ring, head, cqe)
@@ -444,7 +443,51 @@ static void on_completions(void *ctx, uint32_t events)
 	io_uring_cq_advance(&b->ring, count);
 	if (count)
 		virtio_mmio_used(&b->transport, 0);
+	return count;
+}
+
+static void on_completions(void *ctx, uint32_t events)
+{
+	struct virtio_block *b = ctx;
+	uint64_t v;
+	ssize_t n = read(b->ring_efd, &v, sizeof(v));
+	(void)n;
+	pthread_mutex_lock(&b->transport.lock);
+	reap(b);
 	if (b->stalled && b->transport.active)
+		queue_notify(b, 0);
+	pthread_mutex_unlock(&b->transport.lock);
+}
+
+/* Snapshots: every request in flight completes and is pushed before this returns. */
+static void quiesce(void *dev)
+{
+	struct virtio_block *b = dev;
+	pthread_mutex_lock(&b->transport.lock);
+	b->quiesced = true;
+	while (b->inflight) {
+		struct io_uring_cqe *cqe;
+		int r = io_uring_wait_cqe(&b->ring, &cqe);
+		if (r == -EINTR || r == -EAGAIN)
+			continue;
+		if (r < 0) {
+			/* Nothing left to wait on that we know of: a broken ring. */
+			log_error("drive %s: waiting for %u requests in flight: %s", b->id,
+				  b->inflight, strerror(-r));
+			break;
+		}
+		reap(b);
+	}
+	pthread_mutex_unlock(&b->transport.lock);
+}
+
+static void unquiesce(void *dev)
+{
+	struct virtio_block *b = dev;
+	pthread_mutex_lock(&b->transport.lock);
+	b->quiesced = false;
+	/* What the driver queued meanwhile; its kick went unanswered. */
+	if (b->transport.active && b->transport.queues[0].s.ready)
 		queue_notify(b, 0);
 	pthread_mutex_unlock(&b->transport.lock);
 }
@@ -709,4 +752,6 @@ const struct virtio_device_class virtio_block_class = {
     .start = start,
     .destroy = destroy,
     .metrics = metrics,
+    .quiesce = quiesce,
+    .unquiesce = unquiesce,
 };

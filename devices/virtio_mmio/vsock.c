@@ -1,7 +1,8 @@
 /* virtio-vsock, the virtio side: the device class and its --vsock SPEC, the three queues (rx:
- * packets to the guest; tx: packets from it; event: unused, its buffers are kept), checks on
- * every header the guest sends, and the Unix socket that host processes connect to. The
- * connections themselves live in vsock_conn.c. */
+ * packets to the guest; tx: packets from it; event: its buffers are kept for the one event the
+ * device sends, TRANSPORT_RESET after a restore), checks on every header the guest sends, and
+ * the Unix socket that host processes connect to. The connections themselves live in
+ * vsock_conn.c. */
 #include "devices/virtio_mmio/vsock.h"
 #include "devices/virtio_mmio/vsock_conn.h"
 #include "common/err.h"
@@ -133,6 +134,7 @@ static void reset(void *dev)
 {
 	struct vsock_dev *d = dev;
 	d->active = false;
+	d->reset_event_owed = false; /* a new driver reads the CID when it probes */
 	/* The driver forgets every connection; so do we. Host connections the guest never
 	 * heard of (still sending CONNECT, or with their REQUEST not yet delivered) wait for
 	 * the driver to come back, within their deadline. */
@@ -171,7 +173,7 @@ static void fill_rx(struct vsock_dev *d)
 	struct virtq *vq = &t->queues[QUEUE_RX];
 	static __thread struct virtq_chain chain;
 	bool pushed = false;
-	if (!d->active || !t->active || (t->status & VIRTIO_CONFIG_S_NEEDS_RESET))
+	if (!d->active || !t->active || d->quiesced || (t->status & VIRTIO_CONFIG_S_NEEDS_RESET))
 		return;
 	while (d->rst_count || d->ready_head) {
 		int r = virtq_pop(vq, &chain);
@@ -389,9 +391,40 @@ static void process_tx(struct vsock_dev *d)
 		virtio_mmio_used(t, QUEUE_TX);
 }
 
+/* The TRANSPORT_RESET owed after a restore, once the driver has an event buffer posted
+ * (virtio 1.2 section 5.10.6.6). */
+static void send_reset_event(struct vsock_dev *d)
+{
+	struct virtio_mmio_dev *t = &d->transport;
+	struct virtq *vq = &t->queues[QUEUE_EVENT];
+	static __thread struct virtq_chain chain;
+	if (!d->reset_event_owed || !t->active || d->quiesced || !vq->s.ready ||
+	    (t->status & VIRTIO_CONFIG_S_NEEDS_RESET))
+		return;
+	int r = virtq_pop(vq, &chain);
+	if (r == 0)
+		return;
+	if (r < 0) {
+		virtio_mmio_fail(t, err_msg());
+		return;
+	}
+	struct virtio_vsock_event ev = {.id = htole32(VIRTIO_VSOCK_EVENT_TRANSPORT_RESET)};
+	if (chain.nreadable || chain.writable_len < sizeof(ev)) {
+		virtio_mmio_fail(t, "vsock event buffer not a writable 4 bytes or more");
+		return;
+	}
+	virtq_chain_write(&chain, 0, &ev, sizeof(ev));
+	virtq_push(vq, chain.head, sizeof(ev));
+	d->reset_event_owed = false;
+	d->stats.transport_resets++;
+	virtio_mmio_used(t, QUEUE_EVENT);
+}
+
 static void queue_notify(void *dev, unsigned q)
 {
 	struct vsock_dev *d = dev;
+	if (d->quiesced)
+		return; /* unquiesce serves every queue */
 	if (q == QUEUE_TX) {
 		process_tx(d);
 	} else if (q == QUEUE_RX) {
@@ -399,9 +432,81 @@ static void queue_notify(void *dev, unsigned q)
 		for (unsigned i = 0; i < VSOCK_MAX_CONNS; i++)
 			if (live(&d->conns[i]))
 				vsock_conn_kick(&d->conns[i]);
+	} else {
+		/* Event buffers stay with the device until it has an event to send. */
+		send_reset_event(d);
 	}
-	/* The event queue's buffers stay with the device: it has no events to send. */
 	vsock_after(d);
+}
+
+/* Snapshots: no queue is served, no host socket read or accepted, until unquiesce. */
+static void quiesce(void *dev)
+{
+	struct vsock_dev *d = dev;
+	pthread_mutex_lock(&d->transport.lock);
+	d->quiesced = true;
+	/* The listening socket is level-triggered: unwatched, or the loop would spin. */
+	if (d->loop && event_loop_modify(d->loop, d->listen_fd, 0) < 0)
+		log_warn("vsock %s: %s", d->cfg.uds_path, err_msg());
+	pthread_mutex_unlock(&d->transport.lock);
+}
+
+static void unquiesce(void *dev)
+{
+	struct vsock_dev *d = dev;
+	struct virtio_mmio_dev *t = &d->transport;
+	pthread_mutex_lock(&t->lock);
+	d->quiesced = false;
+	if (d->loop && event_loop_modify(d->loop, d->listen_fd, EPOLLIN) < 0)
+		log_warn("vsock %s: %s", d->cfg.uds_path, err_msg());
+	for (unsigned i = 0; i < VSOCK_MAX_CONNS; i++) {
+		struct vsock_conn *c = &d->conns[i];
+		uint32_t events = c->deferred_events;
+		c->deferred_events = 0;
+		if (events && live(c))
+			vsock_conn_event(c, events);
+	}
+	/* Kicks that came while quiesced went unanswered: look at every queue. */
+	if (t->active) {
+		for (unsigned q = 0; q < d->ops.nqueues; q++)
+			if (t->queues[q].s.ready)
+				queue_notify(d, q);
+	}
+	vsock_after(d);
+	pthread_mutex_unlock(&t->lock);
+}
+
+/* After a restore: the host sockets of the snapshotted monitor are gone, so is every
+ * connection the guest knew. The guest hears it from a TRANSPORT_RESET event, upon which it
+ * drops them all and reads its CID again (a clone may have a new one). Host connections made
+ * to this monitor that the guest has not heard of yet go ahead. */
+static int restored(void *dev)
+{
+	struct vsock_dev *d = dev;
+	struct virtio_mmio_dev *t = &d->transport;
+	pthread_mutex_lock(&t->lock);
+	unsigned dropped = 0;
+	for (unsigned i = 0; i < VSOCK_MAX_CONNS; i++) {
+		struct vsock_conn *c = &d->conns[i];
+		if (live(c) && c->guest_knows) {
+			vsock_conn_end(c, false, true);
+			dropped++;
+		}
+	}
+	/* RSTs owed for the old connections: the event resets them all. */
+	d->rst_count = 0;
+	if (t->active) {
+		d->reset_event_owed = true;
+		send_reset_event(d);
+	}
+	log_info("vsock %s: restored with guest cid %llu, %u connections dropped; %s",
+		 d->cfg.uds_path, (unsigned long long)d->cfg.guest_cid, dropped,
+		 !t->active	       ? "the driver was not up"
+		 : d->reset_event_owed ? "TRANSPORT_RESET waits for an event buffer"
+				       : "TRANSPORT_RESET sent");
+	vsock_after(d);
+	pthread_mutex_unlock(&t->lock);
+	return 0;
 }
 
 static void on_listen(void *ctx, uint32_t events)
@@ -586,4 +691,7 @@ const struct virtio_device_class virtio_vsock_class = {
     .start = start,
     .destroy = destroy,
     .metrics = metrics,
+    .quiesce = quiesce,
+    .unquiesce = unquiesce,
+    .restored = restored,
 };

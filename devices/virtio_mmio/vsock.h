@@ -40,6 +40,7 @@ struct vsock_stats {
 	    credit_violations; /* data beyond our advertised credit, or a fwd_cnt from nowhere */
 	uint64_t bad_connect_lines; /* host connections closed for a bad, long or missing line */
 	uint64_t rst_dropped;	    /* RSTs owed the guest that found the bounded queue full */
+	uint64_t transport_resets;  /* TRANSPORT_RESET events delivered (after restores) */
 };
 
 #define VSOCK_DEFAULT_TIMEOUT_MS 5000

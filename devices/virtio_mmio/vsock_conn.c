@@ -564,7 +564,10 @@ static void on_conn(void *ctx, uint32_t events)
 	struct vsock_conn *c = ctx;
 	struct vsock_dev *d = c->d;
 	pthread_mutex_lock(&d->transport.lock);
-	if (live(c))
+	/* Edge-triggered: readiness put aside now is not reported again. */
+	if (live(c) && d->quiesced)
+		c->deferred_events |= events;
+	else if (live(c))
 		vsock_conn_event(c, events);
 	vsock_after(d);
 	pthread_mutex_unlock(&d->transport.lock);

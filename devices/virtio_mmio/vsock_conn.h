@@ -74,6 +74,8 @@ struct vsock_conn {
 	/* handshake */
 	char line[VSOCK_LINE_MAX];
 	unsigned line_len;
+	/* socket readiness that arrived while the device was quiesced, for unquiesce */
+	uint32_t deferred_events;
 	/* fair turns for the rx queue */
 	bool in_ready;
 	struct vsock_conn *prev, *next;
@@ -94,6 +96,10 @@ struct vsock_dev {
 	bool active; /* DRIVER_OK since the last reset */
 	bool timer_armed;
 	bool needs_sync;
+	/* Snapshots: no queue is served and no socket read while quiesced. */
+	bool quiesced;
+	/* A TRANSPORT_RESET event waits for a buffer in the event queue (after a restore). */
+	bool reset_event_owed;
 	uint32_t next_port;
 	struct vsock_conn *ready_head, *ready_tail;
 	struct vsock_rst rsts[VSOCK_RST_QUEUE];

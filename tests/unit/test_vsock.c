@@ -19,7 +19,6 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#define GUEST_CID  3
 #define RX_NUM	   128
 #define TX_NUM	   128
 #define RX_BUFS	   128
@@ -31,6 +30,7 @@
 #define BIG_CREDIT (1u << 20)
 
 static struct guest_mem gm;
+static uint64_t guest_cid = 3;	  /* what the device's config says (a restored clone may differ) */
 static struct test_ring rings[3]; /* rx, tx, event */
 static struct event_loop loop;
 static void *dev;
@@ -109,17 +109,23 @@ static void driver_up(unsigned nbufs)
 		kick(0);
 }
 
-/* The device with this timeout, and its driver up with nbufs rx buffers posted. */
-static void open_device(unsigned timeout_ms, unsigned nbufs)
+/* The device with this timeout and guest_cid, started, its driver not up yet. */
+static void create_device(unsigned timeout_ms)
 {
 	char spec[200];
-	snprintf(spec, sizeof(spec), "cid=%d,uds=%s", GUEST_CID, path);
+	snprintf(spec, sizeof(spec), "cid=%llu,uds=%s", (unsigned long long)guest_cid, path);
 	void *cfg;
 	cr_assert(eq(int, virtio_vsock_class.parse(spec, &cfg), 0), "%s", err_msg());
 	((struct vsock_config *)cfg)->timeout_ms = timeout_ms;
 	cr_assert(eq(int, virtio_vsock_class.create(cfg, 0, &gm, &dev, &t), 0), "%s", err_msg());
 	free(cfg);
 	cr_assert(eq(int, virtio_vsock_class.start(dev, &loop), 0), "%s", err_msg());
+}
+
+/* The device with this timeout, and its driver up with nbufs rx buffers posted. */
+static void open_device(unsigned timeout_ms, unsigned nbufs)
+{
+	create_device(timeout_ms);
 	driver_up(nbufs);
 }
 
@@ -139,7 +145,7 @@ static bool recv_pkt(struct pkt *p)
 	p->len = e.len - HDR;
 	cr_assert(eq(u32, p->h.len, p->len), "header len matches the used length");
 	cr_assert(eq(u64, p->h.src_cid, 2));
-	cr_assert(eq(u64, p->h.dst_cid, GUEST_CID));
+	cr_assert(eq(u64, p->h.dst_cid, guest_cid));
 	cr_assert(eq(u16, p->h.type, VIRTIO_VSOCK_TYPE_STREAM));
 	memcpy(p->data, b + HDR, p->len);
 	post_rx((uint16_t)e.id);
@@ -177,7 +183,7 @@ static bool quiet(int ms)
 static struct virtio_vsock_hdr ghdr(uint32_t src_port, uint32_t dst_port, uint16_t op)
 {
 	return (struct virtio_vsock_hdr){
-	    .src_cid = GUEST_CID,
+	    .src_cid = guest_cid,
 	    .dst_cid = 2,
 	    .src_port = src_port,
 	    .dst_port = dst_port,
@@ -923,4 +929,187 @@ Test(vsock, sixty_four_streams_at_once)
 	cr_assert(eq(u64, s.bytes_to_guest, (uint64_t)N * LEN));
 	cr_assert(eq(u64, s.bytes_from_guest, (uint64_t)N * LEN));
 	cr_assert(eq(u64, s.bad_packets, 0));
+}
+
+/* ---- snapshots ---- */
+
+#define EVENT_BUF 0xc00000ull /* event buffer i at + 0x100 * i */
+
+static void post_event(uint16_t i)
+{
+	memset(gmem_ptr(&gm, EVENT_BUF + 0x100ull * i, 8), 0xee, 8);
+	test_set_desc(&rings[2], i, EVENT_BUF + 0x100ull * i, 8, VRING_DESC_F_WRITE, 0);
+	test_publish(&rings[2], i);
+}
+
+static uint16_t tx_used(void)
+{
+	return test_used(&rings[1])->idx;
+}
+
+Test(vsock, quiesced_device_reads_no_socket_and_no_ring)
+{
+	open_device(5000, RX_BUFS);
+	int fd;
+	uint32_t hport = host_to_guest(&fd, 1234, BIG_CREDIT);
+	uint16_t rx_before = test_used(&rings[0])->idx, tx_before = tx_used();
+	virtio_vsock_class.quiesce(dev);
+	host_write(fd, "while quiesced", 14);
+	send_pkt(ghdr(1234, hport, VIRTIO_VSOCK_OP_RW), "guest bytes", 11);
+	int late = host_connect();
+	host_write(late, "CONNECT 99\n", 11);
+	pump(50);
+	cr_assert(eq(u16, test_used(&rings[0])->idx, rx_before), "nothing put in the rx queue");
+	cr_assert(eq(u16, tx_used(), tx_before), "the tx packet waits in its ring");
+	char buf[16] = {0};
+	cr_assert(lt(i64, recv(fd, buf, sizeof(buf), MSG_DONTWAIT), 0), "nothing reached the host");
+	cr_assert(eq(u64, stats().bytes_to_guest + stats().bytes_from_guest, 0));
+	virtio_vsock_class.unquiesce(dev);
+	cr_assert(eq(u16, tx_used(), tx_before + 1));
+	cr_assert(eq(u64, host_read(fd, buf, 11), 11));
+	cr_assert(eq(str, buf, "guest bytes"));
+	/* The bytes that waited in the socket, and the connection that waited in the backlog. */
+	bool got_rw = false, got_request = false;
+	for (int i = 0; i < 2; i++) {
+		struct pkt p;
+		expect_pkt(&p);
+		if (p.h.op == VIRTIO_VSOCK_OP_RW) {
+			cr_assert(eq(u32, p.len, 14));
+			cr_assert(eq(int, memcmp(p.data, "while quiesced", 14), 0));
+			got_rw = true;
+		} else {
+			cr_assert(eq(u16, p.h.op, VIRTIO_VSOCK_OP_REQUEST));
+			cr_assert(eq(u32, p.h.dst_port, 99));
+			got_request = true;
+		}
+	}
+	cr_assert(got_rw && got_request);
+	close(late);
+}
+
+/* The snapshotted monitor's device: a driver with event buffers posted and two connections,
+ * quiesced and saved, then gone with its sockets. */
+static struct virtio_mmio_state snapshot_and_close(unsigned nevents, int *host_fd)
+{
+	open_device(5000, RX_BUFS);
+	for (uint16_t i = 0; i < nevents; i++)
+		post_event(i);
+	kick(2);
+	cr_assert(eq(u16, test_used(&rings[2])->idx, 0), "no event before a restore");
+	int lfd;
+	struct pkt p;
+	host_to_guest(host_fd, 1234, BIG_CREDIT);
+	int c = guest_to_host(&lfd, 60, 5000, &p);
+	virtio_vsock_class.quiesce(dev);
+	struct virtio_mmio_state s;
+	virtio_mmio_save(t, &s);
+	virtio_vsock_class.destroy(dev);
+	dev = NULL;
+	cr_assert(host_sees_eof(c), "the old monitor's sockets are gone with it");
+	close(c);
+	close(lfd);
+	return s;
+}
+
+static uint64_t config_cid(void)
+{
+	uint64_t cid = 0;
+	virtio_mmio_access(t, 0x100, (uint8_t *)&cid, 8, false);
+	return cid;
+}
+
+Test(vsock, restored_device_resets_the_transport_with_its_own_cid)
+{
+	int old_fd;
+	struct virtio_mmio_state s = snapshot_and_close(4, &old_fd);
+	cr_assert(host_sees_eof(old_fd));
+	guest_cid = 7; /* a clone with a CID of its own */
+	create_device(5000);
+	cr_assert(eq(int, virtio_mmio_restore(t, &s), 0), "%s", err_msg());
+	cr_assert(eq(int, virtio_vsock_class.restored(dev), 0), "%s", err_msg());
+	struct vring_used *u = test_used(&rings[2]);
+	cr_assert(eq(u16, u->idx, 1), "one event");
+	cr_assert(eq(u32, u->ring[0].id, 0));
+	cr_assert(eq(u32, u->ring[0].len, sizeof(struct virtio_vsock_event)));
+	struct virtio_vsock_event ev;
+	memcpy(&ev, gmem_ptr(&gm, EVENT_BUF, sizeof(ev)), sizeof(ev));
+	cr_assert(eq(u32, ev.id, VIRTIO_VSOCK_EVENT_TRANSPORT_RESET));
+	cr_assert(eq(u64, config_cid(), 7), "the guest reads its new CID");
+	cr_assert(ne(u32, mmio_r32(t, VIRTIO_MMIO_INTERRUPT_STATUS) & VIRTIO_MMIO_INT_VRING, 0));
+	cr_assert(eq(u64, stats().transport_resets, 1));
+	/* No packets about the old connections: the event said it all. */
+	cr_assert(quiet(50));
+	/* A host process connects to the restored monitor; the guest, CID 7 now, accepts. */
+	int fd;
+	uint32_t hport = host_to_guest(&fd, 1234, BIG_CREDIT);
+	host_write(fd, "after the restore", 17);
+	struct pkt p;
+	expect_op(&p, VIRTIO_VSOCK_OP_RW);
+	cr_assert(eq(u32, p.len, 17));
+	send_pkt(ghdr(1234, hport, VIRTIO_VSOCK_OP_RW), "echo", 4);
+	char buf[8] = {0};
+	cr_assert(eq(u64, host_read(fd, buf, 4), 4));
+	cr_assert(eq(str, buf, "echo"));
+	/* Packets from the guest with its old CID are not its own any more. */
+	uint64_t bad = stats().bad_packets;
+	guest_cid = 3;
+	send_op(1234, hport, VIRTIO_VSOCK_OP_CREDIT_REQUEST);
+	pump(20);
+	cr_assert(eq(u64, stats().bad_packets, bad + 1));
+	close(fd);
+	close(old_fd);
+}
+
+Test(vsock, reset_event_waits_for_an_event_buffer)
+{
+	int old_fd;
+	struct virtio_mmio_state s = snapshot_and_close(0, &old_fd);
+	create_device(5000);
+	cr_assert(eq(int, virtio_mmio_restore(t, &s), 0), "%s", err_msg());
+	cr_assert(eq(int, virtio_vsock_class.restored(dev), 0), "%s", err_msg());
+	cr_assert(eq(u16, test_used(&rings[2])->idx, 0));
+	cr_assert(eq(u64, stats().transport_resets, 0));
+	post_event(0);
+	kick(2);
+	cr_assert(eq(u16, test_used(&rings[2])->idx, 1), "sent once a buffer is there");
+	cr_assert(eq(u64, stats().transport_resets, 1));
+	/* Only once. */
+	post_event(1);
+	kick(2);
+	cr_assert(eq(u16, test_used(&rings[2])->idx, 1));
+	close(old_fd);
+}
+
+Test(vsock, event_buffer_that_is_not_writable_needs_reset)
+{
+	int old_fd;
+	struct virtio_mmio_state s = snapshot_and_close(0, &old_fd);
+	create_device(5000);
+	cr_assert(eq(int, virtio_mmio_restore(t, &s), 0), "%s", err_msg());
+	test_set_desc(&rings[2], 0, EVENT_BUF, 8, 0, 0);
+	test_publish(&rings[2], 0);
+	cr_assert(eq(int, virtio_vsock_class.restored(dev), 0), "%s", err_msg());
+	cr_assert(ne(u32, mmio_r32(t, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET, 0));
+	cr_assert(eq(u16, test_used(&rings[2])->idx, 0));
+	close(old_fd);
+}
+
+Test(vsock, restored_before_the_driver_came_up_sends_no_event)
+{
+	create_device(5000);
+	struct virtio_mmio_state s;
+	virtio_mmio_save(t, &s);
+	virtio_vsock_class.destroy(dev);
+	create_device(5000);
+	cr_assert(eq(int, virtio_mmio_restore(t, &s), 0), "%s", err_msg());
+	cr_assert(eq(int, virtio_vsock_class.restored(dev), 0), "%s", err_msg());
+	cr_assert(eq(u64, stats().transport_resets, 0));
+	/* The driver probes as at boot, reads the CID, and works. */
+	driver_up(RX_BUFS);
+	post_event(0);
+	kick(2);
+	cr_assert(eq(u16, test_used(&rings[2])->idx, 0));
+	int fd;
+	host_to_guest(&fd, 5, BIG_CREDIT);
+	close(fd);
 }
