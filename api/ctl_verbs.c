@@ -447,6 +447,9 @@ static int build_snapshot_load(const struct ctl_args *a, struct ctl_request *rq)
 	int r = file_source(a, rq, "state", "state-fd-from", O_RDONLY, 0, true, &s->state);
 	if (r == 0)
 		r = file_source(a, rq, "mem", "mem-fd-from", O_RDONLY, 0, true, &s->mem);
+	if (r == 0)
+		r = file_source(a, rq, "diff-mem", "diff-mem-fd-from", O_RDONLY, 0, false,
+				&s->diff_mem);
 	if (r < 0)
 		return r;
 	s->resume = arg(a, "resume") != NULL;
@@ -531,6 +534,8 @@ static const struct ctl_flag snapshot_load_flags[] = {
     {"state-fd-from", "PATH", "the same, opened here (read-only) and passed"},
     {"mem", "PATH", "its guest memory file, opened by the monitor"},
     {"mem-fd-from", "PATH", "the same, opened here (read-only) and passed"},
+    {"diff-mem", "PATH", "a diff snapshot's own memory file, layered on --mem"},
+    {"diff-mem-fd-from", "PATH", "the same, opened here (read-only) and passed"},
     {"resume", NULL, "run the guest at once (default: stay paused)"},
     {NULL, NULL, NULL},
 };
@@ -572,7 +577,8 @@ const struct ctl_verb ctl_verbs[] = {
      "write a snapshot of the paused VM", NULL, snapshot_create_flags, build_snapshot_create,
      CTL_SHOW_STATUS},
     {"snapshot load",
-     "(--state PATH | --state-fd-from PATH) (--mem PATH | --mem-fd-from PATH) [--resume]",
+     "(--state PATH | --state-fd-from PATH) (--mem PATH | --mem-fd-from PATH) "
+     "[--diff-mem[-fd-from] PATH] [--resume]",
      "restore a snapshot into a monitor with no VM yet", NULL, snapshot_load_flags,
      build_snapshot_load, CTL_SHOW_STATUS},
     {NULL, NULL, NULL, NULL, NULL, NULL, CTL_SHOW_STATUS},

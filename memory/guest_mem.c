@@ -4,6 +4,9 @@
 #include "common/err.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -59,6 +62,32 @@ fail:
 	return r;
 }
 
+int gmem_create_private(struct guest_mem *gm, uint64_t bytes, int fd, uint64_t offset)
+{
+	int r = gmem_layout(gm, bytes);
+	if (r < 0)
+		return r;
+	/* MAP_PRIVATE: pages come from the file's page cache, shared with every other mapping of
+	 * it, until the guest (or a device) writes one, which then becomes this process's own. */
+	void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, fd,
+		       (off_t)offset);
+	if (p == MAP_FAILED)
+		return err_errno("mmap %llu MiB of guest memory from the memory file",
+				 (unsigned long long)(bytes / MiB));
+	madvise(p, bytes, MADV_DONTDUMP);
+	gm->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	if (gm->fd < 0) {
+		r = err_errno("dup of the memory file");
+		munmap(p, bytes);
+		return r;
+	}
+	gm->private_file = true;
+	gm->base = p;
+	for (unsigned i = 0; i < gm->nregions; i++)
+		gm->regions[i].host = gm->base + gm->regions[i].file_offset;
+	return 0;
+}
+
 void gmem_destroy(struct guest_mem *gm)
 {
 	if (gm->base)
@@ -67,6 +96,44 @@ void gmem_destroy(struct guest_mem *gm)
 		close(gm->fd);
 	gm->base = NULL;
 	gm->fd = -1;
+	free((void *)gm->dirty);
+	gm->dirty = NULL;
+}
+
+int gmem_track_dirty(struct guest_mem *gm, bool on)
+{
+	if (!on) {
+		free((void *)gm->dirty);
+		gm->dirty = NULL;
+		return 0;
+	}
+	if (gm->dirty)
+		return 0;
+	uint64_t pages = (gm->total + 4095) / 4096;
+	gm->dirty = calloc((pages + 63) / 64, sizeof(uint64_t));
+	if (!gm->dirty)
+		return err_set(ENOMEM, "dirty-page bitmap for %llu pages",
+			       (unsigned long long)pages);
+	return 0;
+}
+
+void gmem_mark_dirty(const struct guest_mem *gm, const void *host, uint64_t len)
+{
+	const uint8_t *p = host;
+	if (!gm->dirty || len == 0 || p < gm->base || p >= gm->base + gm->total)
+		return;
+	uint64_t off = (uint64_t)(p - gm->base);
+	uint64_t end = len > gm->total - off ? gm->total : off + len;
+	for (uint64_t page = off / 4096; page <= (end - 1) / 4096; page++)
+		atomic_fetch_or(&gm->dirty[page / 64], 1ull << (page % 64));
+}
+
+bool gmem_test_clear_dirty(const struct guest_mem *gm, uint64_t page)
+{
+	if (!gm->dirty || page * 4096 >= gm->total)
+		return false;
+	uint64_t bit = 1ull << (page % 64);
+	return atomic_fetch_and(&gm->dirty[page / 64], ~bit) & bit;
 }
 
 void *gmem_ptr(const struct guest_mem *gm, uint64_t gpa, uint64_t len)

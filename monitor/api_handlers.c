@@ -549,6 +549,74 @@ static int op_logger(struct vmm *m, struct api_call *call, const Ember__V1__Logg
 	return 0;
 }
 
+/* A snapshot file to write: a path (created; its folder must exist) or a passed descriptor. */
+static int snapshot_out(struct api_call *call, const Ember__V1__FileSource *fs, const char *what,
+			struct outcome *o, struct vmm_file *out)
+{
+	out->path = NULL;
+	out->fd = -1;
+	if (fs && fs->source_case == EMBER__V1__FILE_SOURCE__SOURCE_PATH && fs->path[0]) {
+		out->path = strdup(fs->path);
+		return out->path ? 0 : refuse(o, EMBER__V1__STATUS__INTERNAL, "out of memory");
+	}
+	return take_file(call, fs, what, o, out);
+}
+
+static int op_snapshot_create(struct vmm *m, struct api_call *call,
+			      const Ember__V1__SnapshotCreate *c, struct outcome *o)
+{
+	if (m->state != VMM_PAUSED)
+		return refuse(o, EMBER__V1__STATUS__FAILED_PRECONDITION,
+			      "snapshot_create: the VM must be paused (it is %s)",
+			      state_name(m->state));
+	if (!m->allow_file_writes)
+		return refuse(o, EMBER__V1__STATUS__FAILED_PRECONDITION,
+			      "snapshot_create: not allowed in this monitor");
+	struct vmm_file st, mem;
+	if (snapshot_out(call, c->state, "snapshot_create.state", o, &st) < 0)
+		return -1;
+	if (snapshot_out(call, c->mem, "snapshot_create.mem", o, &mem) < 0) {
+		file_free(&st);
+		return -1;
+	}
+	struct snapshot_file sf = {st.path, st.fd}, mf = {mem.path, mem.fd};
+	int r = vmm_snapshot(m, &sf, &mf, c->diff);
+	file_free(&st);
+	file_free(&mem);
+	return r < 0 ? refuse_err(o, r, "snapshot_create") : 0;
+}
+
+static int op_snapshot_load(struct vmm *m, struct api_call *call, const Ember__V1__SnapshotLoad *l,
+			    struct outcome *o)
+{
+	if (need_not_started(m, o, "snapshot_load") < 0)
+		return -1;
+	if (!m->allow_start)
+		return refuse(o, EMBER__V1__STATUS__FAILED_PRECONDITION,
+			      "snapshot_load: not allowed in this monitor");
+	struct vmm_file st = {.fd = -1}, mem = {.fd = -1}, diff = {.fd = -1};
+	int r = take_file(call, l->state, "snapshot_load.state", o, &st);
+	if (r == 0)
+		r = take_file(call, l->mem, "snapshot_load.mem", o, &mem);
+	if (r == 0 && l->diff_mem)
+		r = take_file(call, l->diff_mem, "snapshot_load.diff_mem", o, &diff);
+	if (r == 0) {
+		struct snapshot_file sf = {st.path, st.fd}, mf = {mem.path, mem.fd},
+				     df = {diff.path, diff.fd};
+		struct snapshot *s = NULL;
+		int e = snapshot_open(&s, &sf, &mf, l->diff_mem ? &df : NULL);
+		if (e == 0)
+			e = vmm_restore(m, s, NULL, !l->resume);
+		snapshot_close(s);
+		if (e < 0)
+			r = refuse_err(o, e, "snapshot_load");
+	}
+	file_free(&st);
+	file_free(&mem);
+	file_free(&diff);
+	return r;
+}
+
 /* Everything a reply may point at is allocated here and freed after packing. */
 struct arena {
 	void *ptrs[256];
@@ -848,9 +916,10 @@ void vmm_handle_api_call(void *ctx, struct api_call *call)
 		op_logger(m, call, req->logger, &o);
 		break;
 	case EMBER__V1__REQUEST__OP_SNAPSHOT_CREATE:
+		op_snapshot_create(m, call, req->snapshot_create, &o);
+		break;
 	case EMBER__V1__REQUEST__OP_SNAPSHOT_LOAD:
-		refuse(&o, EMBER__V1__STATUS__FAILED_PRECONDITION,
-		       "snapshots are not supported by this monitor yet");
+		op_snapshot_load(m, call, req->snapshot_load, &o);
 		break;
 	default:
 		refuse(&o, EMBER__V1__STATUS__INVALID_ARGUMENT, "unknown operation %d",

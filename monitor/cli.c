@@ -3,6 +3,8 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <termios.h>
+#include <unistd.h>
 
 int cli_parse_u64(const char *flag, const char *s, uint64_t min, uint64_t max, uint64_t *out)
 {
@@ -18,4 +20,28 @@ int cli_parse_u64(const char *flag, const char *s, uint64_t min, uint64_t max, u
 			       (unsigned long long)min, (unsigned long long)max);
 	*out = v;
 	return 0;
+}
+
+static struct termios saved_tty;
+static int tty_fd = -1;
+
+/* Line editing and echo off so keys reach the guest as typed; ISIG stays on so Ctrl-C stops
+ * the VM. */
+void cli_console_enter(int fd)
+{
+	if (!isatty(fd) || tcgetattr(fd, &saved_tty) < 0)
+		return;
+	struct termios t = saved_tty;
+	t.c_lflag &= ~(tcflag_t)(ICANON | ECHO);
+	t.c_cc[VMIN] = 1;
+	t.c_cc[VTIME] = 0;
+	if (tcsetattr(fd, TCSANOW, &t) == 0)
+		tty_fd = fd;
+}
+
+void cli_console_leave(void)
+{
+	if (tty_fd >= 0)
+		tcsetattr(tty_fd, TCSANOW, &saved_tty);
+	tty_fd = -1;
 }

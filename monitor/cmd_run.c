@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
-#include <termios.h>
 #include <unistd.h>
 
 void cmd_run_usage(void)
@@ -45,6 +44,8 @@ void cmd_run_usage(void)
 	    "  --log-level L          error, warn (default), info or debug\n"
 	    "  --log-file PATH        write Ember's log there instead of stderr\n"
 	    "  --api-sock PATH        serve the control API on this Unix socket (mode 0600)\n"
+	    "  --ksm                  let KSM merge guest pages with identical ones (off by\n"
+	    "                         default: merging is a timing side channel between tenants)\n"
 	    "  -h, --help             this text\n"
 	    "\n"
 	    "Devices (virtio-mmio, announced on the kernel command line; repeatable):\n",
@@ -64,30 +65,6 @@ void cmd_run_usage(void)
 	       "  128+N  stopped by signal N (130 for Ctrl-C)\n");
 }
 
-static struct termios saved_tty;
-static int tty_fd = -1;
-
-/* Line editing and echo off so keys reach the guest as typed; ISIG stays on so Ctrl-C stops
- * the VM. */
-static void console_tty_enter(int fd)
-{
-	if (!isatty(fd) || tcgetattr(fd, &saved_tty) < 0)
-		return;
-	struct termios t = saved_tty;
-	t.c_lflag &= ~(tcflag_t)(ICANON | ECHO);
-	t.c_cc[VMIN] = 1;
-	t.c_cc[VTIME] = 0;
-	if (tcsetattr(fd, TCSANOW, &t) == 0)
-		tty_fd = fd;
-}
-
-static void console_tty_leave(void)
-{
-	if (tty_fd >= 0)
-		tcsetattr(tty_fd, TCSANOW, &saved_tty);
-	tty_fd = -1;
-}
-
 enum {
 	OPT_KERNEL = 256,
 	OPT_INITRD,
@@ -99,6 +76,7 @@ enum {
 	OPT_LOG_LEVEL,
 	OPT_LOG_FILE,
 	OPT_API_SOCK,
+	OPT_KSM,
 	OPT_DEVICE_BASE = 512, /* + index into virtio_device_classes */
 };
 
@@ -113,6 +91,7 @@ static const struct option base_options[] = {
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
     {"log-file", required_argument, NULL, OPT_LOG_FILE},
     {"api-sock", required_argument, NULL, OPT_API_SOCK},
+    {"ksm", no_argument, NULL, OPT_KSM},
     {"help", no_argument, NULL, 'h'},
 };
 
@@ -236,6 +215,9 @@ static int parse_run_args(int argc, char **argv, struct vm_config *cfg, const ch
 		case OPT_API_SOCK:
 			*api_sock = optarg;
 			break;
+		case OPT_KSM:
+			cfg->ksm = true;
+			break;
 		case 'h':
 			cmd_run_usage();
 			return -1;
@@ -276,6 +258,7 @@ int cmd_run(int argc, char **argv)
 	    .console_in_fd = STDIN_FILENO,
 	    .kernel_fd = -1,
 	    .initrd_fd = -1,
+	    .restore_mem_fd = -1,
 	};
 	const char *api_sock = NULL;
 	int r = parse_run_args(argc, argv, &cfg, &api_sock);
@@ -303,9 +286,9 @@ static int run_vm(struct vm_config *cfg, const char *api_sock)
 		vmm_destroy(&vmm);
 		return EMBER_EXIT_MONITOR_ERROR;
 	}
-	console_tty_enter(vmm.cfg.console_in_fd);
+	cli_console_enter(vmm.cfg.console_in_fd);
 	int code = vmm_run(&vmm);
-	console_tty_leave();
+	cli_console_leave();
 	vmm_destroy(&vmm);
 	return code;
 }

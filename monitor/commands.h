@@ -3,3 +3,4 @@
 
 int cmd_run(int argc, char **argv);
 void cmd_run_usage(void);
+int cmd_restore(int argc, char **argv);

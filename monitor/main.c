@@ -15,6 +15,7 @@ static void usage(FILE *out)
 		     "\n"
 		     "Commands:\n"
 		     "  run        boot a microVM from the command line (ember run --help)\n"
+		     "  restore    resume a microVM from a snapshot (ember restore --help)\n"
 		     "  --api-sock PATH [options]\n"
 		     "             start a monitor that waits for its VM's configuration on the\n"
 		     "             control API (the same as ember run --api-sock PATH)\n"
@@ -31,6 +32,8 @@ int main(int argc, char **argv)
 	const char *verb = argv[1];
 	if (strcmp(verb, "run") == 0)
 		return cmd_run(argc - 1, argv + 1);
+	if (strcmp(verb, "restore") == 0)
+		return cmd_restore(argc - 1, argv + 1);
 	/* `ember --api-sock S ...`: the form platforms and the jailer use. */
 	if (strncmp(verb, "--api-sock", 10) == 0)
 		return cmd_run(argc, argv);

@@ -14,6 +14,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -149,17 +150,22 @@ static int create_kvm(struct vm *vm)
 
 static int create_memory(struct vm *vm)
 {
-	return gmem_create(&vm->mem, vm->cfg.mem_mib * MiB);
+	int r = vm->cfg.restore_mem_fd >= 0
+		    ? gmem_create_private(&vm->mem, vm->cfg.mem_mib * MiB, vm->cfg.restore_mem_fd,
+					  vm->cfg.restore_mem_offset)
+		    : gmem_create(&vm->mem, vm->cfg.mem_mib * MiB);
+	if (r == 0 && vm->cfg.ksm && madvise(vm->mem.base, vm->mem.total, MADV_MERGEABLE) < 0)
+		return err_errno("madvise(MADV_MERGEABLE) on guest memory (is KSM built in?)");
+	return r;
 }
 
-static int create_memslots(struct vm *vm)
+static int set_memslots(struct vm *vm, uint32_t flags)
 {
-	/* Every memslot is set before the irqchip exists: each io-bus registration queues an
-	 * SRCU grace period that the next memslot change would wait for. */
 	for (unsigned i = 0; i < vm->mem.nregions; i++) {
 		const struct gmem_region *rg = &vm->mem.regions[i];
 		struct kvm_userspace_memory_region slot = {
 		    .slot = i,
+		    .flags = flags,
 		    .guest_phys_addr = rg->gpa,
 		    .memory_size = rg->size,
 		    .userspace_addr = (uint64_t)(uintptr_t)rg->host,
@@ -169,6 +175,53 @@ static int create_memslots(struct vm *vm)
 					 (unsigned long long)rg->gpa, (unsigned long long)rg->size);
 	}
 	return 0;
+}
+
+int vm_enable_dirty_logging(struct vm *vm)
+{
+	if (vm->dirty_logging)
+		return 0;
+	int r = gmem_track_dirty(&vm->mem, true);
+	if (r == 0)
+		r = set_memslots(vm, KVM_MEM_LOG_DIRTY_PAGES);
+	if (r == 0)
+		vm->dirty_logging = true;
+	return r;
+}
+
+int vm_collect_dirty(struct vm *vm, uint64_t *bitmap)
+{
+	if (!vm->dirty_logging)
+		return err_set(EINVAL, "dirty-page logging is off");
+	for (unsigned i = 0; i < vm->mem.nregions; i++) {
+		const struct gmem_region *rg = &vm->mem.regions[i];
+		uint64_t pages = rg->size / 4096;
+		uint64_t *slot_bits = calloc((pages + 63) / 64, sizeof(uint64_t));
+		if (!slot_bits)
+			return err_set(ENOMEM, "dirty log");
+		struct kvm_dirty_log log = {.slot = i, .dirty_bitmap = slot_bits};
+		if (ioctl(vm->vm_fd, KVM_GET_DIRTY_LOG, &log) < 0) {
+			free(slot_bits);
+			return err_errno("KVM_GET_DIRTY_LOG slot %u", i);
+		}
+		uint64_t first = rg->file_offset / 4096;
+		for (uint64_t p = 0; p < pages; p++)
+			if (slot_bits[p / 64] & (1ull << (p % 64)))
+				bitmap[(first + p) / 64] |= 1ull << ((first + p) % 64);
+		free(slot_bits);
+	}
+	uint64_t total = vm->mem.total / 4096;
+	for (uint64_t p = 0; p < total; p++)
+		if (gmem_test_clear_dirty(&vm->mem, p))
+			bitmap[p / 64] |= 1ull << (p % 64);
+	return 0;
+}
+
+static int create_memslots(struct vm *vm)
+{
+	/* Every memslot is set before the irqchip exists: each io-bus registration queues an
+	 * SRCU grace period that the next memslot change would wait for. */
+	return set_memslots(vm, 0);
 }
 
 static int create_irqchip(struct vm *vm)
@@ -319,7 +372,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct event_loop *loo
 	r = create_memory(vm);
 	if (r == 0)
 		r = create_virtio_devices(vm);
-	if (r == 0)
+	if (r == 0 && cfg->restore_mem_fd < 0)
 		r = load_guest(vm);
 	if (r == 0)
 		r = create_kvm(vm);
@@ -333,7 +386,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct event_loop *loo
 		r = attach_virtio_devices(vm);
 	if (r == 0)
 		r = create_vcpus(vm);
-	if (r == 0)
+	if (r == 0 && cfg->restore_mem_fd < 0)
 		r = set_boot_vcpu(vm);
 	return r;
 }
@@ -398,11 +451,18 @@ static int setup_loop(struct vm *vm)
 	return r;
 }
 
-int vm_start(struct vm *vm)
+int vm_start(struct vm *vm, bool paused)
 {
 	int r = vcpu_init_signals();
 	if (r == 0)
 		r = setup_loop(vm);
+	if (r == 0 && paused) {
+		atomic_store(&vm->pause.requested, true);
+		for (unsigned i = 0; i < vm->ndevices; i++)
+			if (vm->devices[i].cls->quiesce)
+				vm->devices[i].cls->quiesce(vm->devices[i].dev);
+		vm->paused = true;
+	}
 	for (unsigned i = 0; r == 0 && i < vm->nvcpus; i++)
 		r = vcpu_start(&vm->vcpus[i]);
 	vm->started = r == 0;
@@ -414,6 +474,11 @@ void vm_pause(struct vm *vm)
 	if (vm->paused)
 		return;
 	vcpu_pause_all(&vm->pause, vm->vcpus, vm->nvcpus);
+	/* With the vCPUs parked nothing new reaches the devices from the guest; quiescing
+	 * finishes what is in flight and stops the host side writing into guest memory. */
+	for (unsigned i = 0; i < vm->ndevices; i++)
+		if (vm->devices[i].cls->quiesce)
+			vm->devices[i].cls->quiesce(vm->devices[i].dev);
 	vm->paused = true;
 }
 
@@ -421,6 +486,9 @@ void vm_resume(struct vm *vm)
 {
 	if (!vm->paused)
 		return;
+	for (unsigned i = 0; i < vm->ndevices; i++)
+		if (vm->devices[i].cls->unquiesce)
+			vm->devices[i].cls->unquiesce(vm->devices[i].dev);
 	vcpu_pause_release(&vm->pause);
 	vm->paused = false;
 }

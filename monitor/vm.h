@@ -47,6 +47,14 @@ struct vm_config {
 	int console_in_fd; /* -1: no console input */
 	unsigned ndevices;
 	struct vm_device_spec devices[VIRTIO_MMIO_MAX_DEVICES];
+	/* Restore instead of boot: guest RAM is this memory file, mapped privately from
+	 * restore_mem_offset; no image is loaded and no boot registers are set (the snapshot
+	 * module loads the saved state after vm_create). -1: boot. */
+	int restore_mem_fd;
+	uint64_t restore_mem_offset;
+	/* Offer guest RAM to KSM (MADV_MERGEABLE): clones' identical pages are merged. Off by
+	 * default: merging is a timing side channel between tenants. */
+	bool ksm;
 };
 
 struct vm_metrics {
@@ -81,6 +89,7 @@ struct vm {
 	bool pause_ready;
 	bool started;
 	bool paused;
+	bool dirty_logging; /* memslots carry KVM_MEM_LOG_DIRTY_PAGES */
 	atomic_bool stopping;
 	_Atomic int stop_reason;
 	_Atomic int stop_signal;
@@ -91,13 +100,18 @@ struct vm {
 /* Build the VM from its configuration, up to the moment before vCPUs start; its devices and
  * its stop event are served by `loop` (run by the caller, on the vmm thread). */
 int vm_create(struct vm *vm, const struct vm_config *cfg, struct event_loop *loop);
-/* Start the vCPUs. When the VM stops (guest reset, panic, failure, vm_request_stop) the loop
- * is told to quit. */
-int vm_start(struct vm *vm);
+/* Start the vCPUs (parked at once, devices quiesced, when `paused`). When the VM stops (guest
+ * reset, panic, failure, vm_request_stop) the loop is told to quit. */
+int vm_start(struct vm *vm, bool paused);
 /* Park every vCPU at a consistent point (pending port/MMIO accesses completed); returns when
  * all have parked. The guest's devices stay served. */
 void vm_pause(struct vm *vm);
 void vm_resume(struct vm *vm);
+/* Snapshots: turn KVM's dirty-page logging on for every memslot (and the devices' own
+ * tracking), and collect the pages written since the last call into `bitmap` (OR-ed in; one bit
+ * per 4 KiB of guest_mem's layout). */
+int vm_enable_dirty_logging(struct vm *vm);
+int vm_collect_dirty(struct vm *vm, uint64_t *bitmap);
 /* Ask the VM to stop (any thread); the first reason given wins. */
 void vm_request_stop(struct vm *vm, enum vm_stop_reason reason);
 void vm_stop_by_signal(struct vm *vm, int signo);

@@ -41,6 +41,7 @@ int vmm_init(struct vmm *m)
 	    .console_in_fd = STDIN_FILENO,
 	    .kernel_fd = -1,
 	    .initrd_fd = -1,
+	    .restore_mem_fd = -1,
 	};
 	m->allow_start = true;
 	m->allow_file_writes = true;
@@ -86,6 +87,7 @@ int vmm_set_config(struct vmm *m, struct vm_config *cfg)
 	m->cfg.vcpus = cfg->vcpus;
 	m->cfg.mem_mib = cfg->mem_mib;
 	m->cfg.boot_timer_report = cfg->boot_timer_report;
+	m->cfg.ksm = cfg->ksm;
 	m->cfg.console_out_fd = cfg->console_out_fd;
 	m->cfg.console_in_fd = cfg->console_in_fd;
 	for (unsigned i = 0; i < cfg->ndevices; i++)
@@ -118,7 +120,7 @@ int vmm_start(struct vmm *m)
 		return err_set(ENOMEM, "out of memory for the VM");
 	int r = vm_create(vm, &cfg, &m->loop);
 	if (r == 0)
-		r = vm_start(vm);
+		r = vm_start(vm, false);
 	if (r < 0) {
 		/* Nothing of the failed VM survives; the configuration stays for another try. */
 		vm_destroy(vm);
@@ -132,6 +134,53 @@ int vmm_start(struct vmm *m)
 		 vm->boot.kernel.protocol == BOOT_PROTOCOL_PVH ? "PVH" : "Linux 64-bit",
 		 (unsigned long long)vm->boot.entry, cfg.vcpus, (unsigned long long)cfg.mem_mib);
 	return 0;
+}
+
+static void free_device_configs(struct vm_config *cfg);
+
+int vmm_restore(struct vmm *m, struct snapshot *s, const struct snapshot_overrides *o, bool paused)
+{
+	if (m->state != VMM_NOT_STARTED)
+		return err_set(EALREADY, "the VM has already been started");
+	uint64_t t0 = timing_now_ns();
+	m->instance_start_ns = t0;
+	struct vm_config cfg = m->cfg;
+	int r = snapshot_vm_config(s, o, &cfg);
+	if (r < 0) {
+		free_device_configs(&cfg);
+		return r;
+	}
+	/* The snapshot's machine and devices replace whatever was configured. */
+	free_device_configs(&m->cfg);
+	m->cfg = cfg;
+	m->cfg.restore_mem_fd = -1; /* the VM keeps its own copy of the mapping */
+	struct vm *vm = malloc(sizeof(*vm));
+	if (!vm)
+		return err_set(ENOMEM, "out of memory for the VM");
+	r = vm_create(vm, &cfg, &m->loop);
+	if (r == 0)
+		r = snapshot_restore(s, vm);
+	if (r == 0)
+		r = vm_start(vm, paused);
+	if (r < 0) {
+		vm_destroy(vm);
+		free(vm);
+		return r;
+	}
+	m->vm = vm;
+	m->state = paused ? VMM_PAUSED : VMM_RUNNING;
+	log_info("VM restored in %.3f ms (%.3f ms after process start), %s",
+		 (double)(timing_now_ns() - t0) / 1e6, timing_ms_since_start(),
+		 paused ? "paused" : "running");
+	return 0;
+}
+
+int vmm_snapshot(struct vmm *m, const struct snapshot_file *state, const struct snapshot_file *mem,
+		 bool diff)
+{
+	if (m->state != VMM_PAUSED)
+		return err_set(EALREADY, "snapshots are taken of a paused VM (pause it first)");
+	return snapshot_create(m->vm, &m->snap, state, mem, diff);
 }
 
 int vmm_run(struct vmm *m)
@@ -194,6 +243,7 @@ void vmm_destroy(struct vmm *m)
 		m->vm = NULL;
 	}
 	free_device_configs(&m->cfg);
+	snapshot_tracker_free(&m->snap);
 	struct vmm_file *files[] = {&m->kernel, &m->initrd};
 	for (unsigned i = 0; i < 2; i++) {
 		free(files[i]->path);

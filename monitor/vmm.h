@@ -6,6 +6,7 @@
 #include "api/server.h"
 #include "common/event_loop.h"
 #include "monitor/vm.h"
+#include "snapshot/snapshot.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -41,6 +42,7 @@ struct vmm {
 	int exit_code;		    /* when ended without a VM */
 	bool allow_start;	    /* false in the API fuzz target: configuration only */
 	bool allow_file_writes;	    /* false in the API fuzz target: no log files */
+	struct snapshot_tracker snap;
 };
 
 /* An empty vmm with its loop and signal handling (SIGINT, SIGTERM, SIGHUP end the monitor);
@@ -52,6 +54,12 @@ int vmm_set_config(struct vmm *m, struct vm_config *cfg);
 int vmm_open_api(struct vmm *m, const char *sock_path);
 /* Build and start the VM from the configuration; refused unless not started. */
 int vmm_start(struct vmm *m);
+/* Build the VM from a snapshot (opened and checked) instead of booting; refused unless not
+ * started. The guest runs at once unless `paused`. */
+int vmm_restore(struct vmm *m, struct snapshot *s, const struct snapshot_overrides *o, bool paused);
+/* Write a snapshot of the paused VM. */
+int vmm_snapshot(struct vmm *m, const struct snapshot_file *state, const struct snapshot_file *mem,
+		 bool diff);
 /* Serve until the VM stops or a stop is asked for; returns the process exit code. */
 int vmm_run(struct vmm *m);
 void vmm_destroy(struct vmm *m);

@@ -1,5 +1,7 @@
 #include "devices/legacy/i8042.h"
+#include "common/err.h"
 
+#include <errno.h>
 #include <string.h>
 
 enum {
@@ -101,6 +103,32 @@ void i8042_access(void *dev, uint64_t offset, uint8_t *data, uint32_t len, bool 
 		data[0] = v;
 	}
 	pthread_mutex_unlock(&k->lock);
+}
+
+void i8042_save(struct i8042 *k, struct i8042_state *out)
+{
+	pthread_mutex_lock(&k->lock);
+	*out = (struct i8042_state){k->control, k->out, k->out_full, k->pending_cmd};
+	pthread_mutex_unlock(&k->lock);
+}
+
+int i8042_restore(struct i8042 *k, const struct i8042_state *in)
+{
+	if (in->out_full > 1)
+		return err_set(EINVAL, "i8042 state: output-full flag %u", in->out_full);
+	/* Only the commands that take a data byte wait for one. */
+	if (in->pending_cmd && in->pending_cmd != CMD_WRITE_CONTROL &&
+	    in->pending_cmd != CMD_WRITE_OUTPUT_PORT)
+		return err_set(EINVAL,
+			       "i8042 state: command 0x%02x waits for a data byte, but takes none",
+			       in->pending_cmd);
+	pthread_mutex_lock(&k->lock);
+	k->control = in->control;
+	k->out = in->out;
+	k->out_full = in->out_full;
+	k->pending_cmd = in->pending_cmd;
+	pthread_mutex_unlock(&k->lock);
+	return 0;
 }
 
 int i8042_register(struct i8042 *k, struct bus *pio)

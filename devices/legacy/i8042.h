@@ -21,6 +21,14 @@ struct i8042 {
 	const struct vm_events *events;
 };
 
+/* Plain data for snapshots. */
+struct i8042_state {
+	uint8_t control, out, out_full, pending_cmd;
+};
+
+void i8042_save(struct i8042 *k, struct i8042_state *out);
+int i8042_restore(struct i8042 *k, const struct i8042_state *in);
+
 void i8042_init(struct i8042 *k, const struct vm_events *events);
 int i8042_register(struct i8042 *k, struct bus *pio);
 void i8042_access(void *dev, uint64_t offset, uint8_t *data, uint32_t len, bool is_write);

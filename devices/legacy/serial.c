@@ -1,7 +1,9 @@
 #include "devices/legacy/serial.h"
+#include "common/err.h"
 #include "common/log.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -23,7 +25,9 @@ enum {
 #define IIR_RDI	    0x04
 #define IIR_FIFO    0xc0
 #define LCR_DLAB    0x80
+#define FCR_KEPT    0xc9 /* of an FCR write: FIFO enable, DMA mode, trigger level */
 #define LSR_DR	    0x01
+#define LSR_ERRORS  0x1e /* overrun, parity, framing, break */
 #define LSR_THRE    0x20
 #define LSR_TEMT    0x40
 #define MCR_LOOP    0x10
@@ -185,7 +189,7 @@ static void write_reg(struct serial *s, unsigned reg, uint8_t v)
 		if (v & 0x02) { /* clear receive FIFO */
 			s->rx_head = s->rx_count = 0;
 		}
-		s->fcr = v & 0xc9;
+		s->fcr = v & FCR_KEPT;
 		break;
 	case REG_LCR:
 		s->lcr = v;
@@ -237,6 +241,81 @@ unsigned serial_push_input(struct serial *s, const uint8_t *buf, unsigned len)
 	update_irq(s);
 	pthread_mutex_unlock(&s->lock);
 	return n;
+}
+
+void serial_save(struct serial *s, struct serial_state *out)
+{
+	memset(out, 0, sizeof(*out));
+	pthread_mutex_lock(&s->lock);
+	out->ier = s->ier;
+	out->lcr = s->lcr;
+	out->mcr = s->mcr;
+	out->lsr_errors = s->lsr_errors;
+	out->msr = s->msr;
+	out->scr = s->scr;
+	out->dll = s->dll;
+	out->dlm = s->dlm;
+	out->fcr = s->fcr;
+	out->thr_interrupt = s->thr_interrupt;
+	out->rx_head = s->rx_head;
+	out->rx_count = s->rx_count;
+	memcpy(out->rx, s->rx, sizeof(out->rx));
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* Whether saved (untrusted) registers are ones the guest could have left: each register holds
+ * only the bits write_reg keeps, and the FIFO fits. */
+static int check_state(const struct serial_state *in)
+{
+	static const struct {
+		const char *name;
+		size_t offset;
+		uint8_t allowed;
+	} regs[] = {
+	    {"IER", offsetof(struct serial_state, ier), 0x0f},
+	    {"MCR", offsetof(struct serial_state, mcr), 0x1f},
+	    {"FCR", offsetof(struct serial_state, fcr), FCR_KEPT},
+	    {"LSR error bits", offsetof(struct serial_state, lsr_errors), LSR_ERRORS},
+	    {"THR-empty interrupt flag", offsetof(struct serial_state, thr_interrupt), 0x01},
+	};
+	for (size_t i = 0; i < sizeof(regs) / sizeof(regs[0]); i++) {
+		uint8_t v = ((const uint8_t *)in)[regs[i].offset];
+		if (v & ~regs[i].allowed)
+			return err_set(EINVAL, "serial state: %s 0x%02x has bits a 16550A lacks",
+				       regs[i].name, v);
+	}
+	if (in->reserved)
+		return err_set(EINVAL, "serial state: reserved field 0x%x is not zero",
+			       in->reserved);
+	if (in->rx_head >= SERIAL_RX_BUF || in->rx_count > SERIAL_RX_BUF)
+		return err_set(EINVAL, "serial state: receive FIFO at %u+%u of %d", in->rx_head,
+			       in->rx_count, SERIAL_RX_BUF);
+	return 0;
+}
+
+int serial_restore(struct serial *s, const struct serial_state *in)
+{
+	int r = check_state(in);
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&s->lock);
+	s->ier = in->ier;
+	s->lcr = in->lcr;
+	s->mcr = in->mcr;
+	s->lsr_errors = in->lsr_errors;
+	s->msr = in->msr;
+	s->scr = in->scr;
+	s->dll = in->dll;
+	s->dlm = in->dlm;
+	s->fcr = in->fcr;
+	s->thr_interrupt = in->thr_interrupt;
+	s->rx_head = in->rx_head;
+	s->rx_count = in->rx_count;
+	memcpy(s->rx, in->rx, sizeof(s->rx));
+	s->irq_level = -1; /* unknown: update_irq sets the line whatever it was */
+	update_irq(s);
+	pthread_mutex_unlock(&s->lock);
+	return 0;
 }
 
 int serial_register(struct serial *s, struct bus *pio)

@@ -37,6 +37,21 @@ struct serial {
 	const struct vm_events *events;
 };
 
+/* The guest-visible state, as plain data for snapshots (fixed-size fields: it is saved as
+ * bytes). */
+struct serial_state {
+	uint8_t ier, lcr, mcr, lsr_errors, msr, scr, dll, dlm, fcr;
+	uint8_t thr_interrupt;
+	uint16_t reserved;
+	uint32_t rx_head, rx_count;
+	uint8_t rx[SERIAL_RX_BUF];
+};
+
+void serial_save(struct serial *s, struct serial_state *out);
+/* Load saved (untrusted) state; refuses impossible FIFO positions. Raises the interrupt line
+ * again if the restored registers say it is up. */
+int serial_restore(struct serial *s, const struct serial_state *in);
+
 void serial_init(struct serial *s, int out_fd, serial_irq_fn set_irq, void *irq_ctx,
 		 const struct vm_events *events);
 void serial_destroy(struct serial *s);

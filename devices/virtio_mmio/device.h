@@ -16,7 +16,7 @@ struct virtio_device_metrics {
 };
 
 struct virtio_device_class {
-	const char *flag;  /* "drive", "net", "vsock": the `ember run --FLAG SPEC` that adds one */
+	const char *flag;  /* "drive", "net", "vsock", "rng": `ember run --FLAG SPEC` adds one */
 	const char *usage; /* the SPEC grammar, for --help */
 	/* Parse SPEC into a new config (malloc'd), checking what can be checked before boot. */
 	int (*parse)(const char *spec, void **config);
@@ -32,11 +32,21 @@ struct virtio_device_class {
 	void (*destroy)(void *dev);
 	/* The summary counters; safe from the vmm thread while vCPUs run. */
 	void (*metrics)(void *dev, struct virtio_device_metrics *m);
+	/* Snapshots, on the vmm thread with every vCPU paused. quiesce: take no new work from the
+	 * rings or the host side and finish what is in flight (completions pushed to the used
+	 * ring), so guest memory and queue state hold still until unquiesce. */
+	void (*quiesce)(void *dev);
+	void (*unquiesce)(void *dev);
+	/* After a restore (transport state loaded), before any vCPU runs: whatever the device must
+	 * tell the guest about its new host side (vsock: a TRANSPORT_RESET event). NULL: nothing.
+	 */
+	int (*restored)(void *dev);
 };
 
 extern const struct virtio_device_class virtio_block_class;
 extern const struct virtio_device_class virtio_net_class;
 extern const struct virtio_device_class virtio_vsock_class;
+extern const struct virtio_device_class virtio_rng_class;
 
 /* Every class, for the command line and --help. */
 extern const struct virtio_device_class *const virtio_device_classes[];
