@@ -21,6 +21,24 @@ static inline uint8_t inb(uint16_t port)
 	return v;
 }
 
+#ifdef UK_HOST_HARNESS
+/* Drivers built into a host test program (tests/unit/uk_host.c) reach a
+ * device model through the harness instead of a mapping. */
+uint8_t mmio_read8(uint64_t addr);
+uint16_t mmio_read16(uint64_t addr);
+uint32_t mmio_read32(uint64_t addr);
+void mmio_write32(uint64_t addr, uint32_t v);
+#else
+static inline uint8_t mmio_read8(uint64_t addr)
+{
+	return *(volatile uint8_t *)(uintptr_t)addr;
+}
+
+static inline uint16_t mmio_read16(uint64_t addr)
+{
+	return *(volatile uint16_t *)(uintptr_t)addr;
+}
+
 static inline uint32_t mmio_read32(uint64_t addr)
 {
 	return *(volatile uint32_t *)(uintptr_t)addr;
@@ -30,6 +48,7 @@ static inline void mmio_write32(uint64_t addr, uint32_t v)
 {
 	*(volatile uint32_t *)(uintptr_t)addr = v;
 }
+#endif
 
 static inline void cpuid(uint32_t leaf, uint32_t sub, uint32_t r[4])
 {

@@ -92,8 +92,8 @@ struct vsock {
 	struct conn conns[MAX_CONNS];
 	struct pending_rst rsts[MAX_PENDING_RST];
 	uint32_t nrsts;
-	/* server totals */
-	uint64_t accepted, closed, echoed, refused;
+	/* server totals; dropped: connections a transport reset ended */
+	uint64_t accepted, closed, echoed, refused, dropped;
 	/* client */
 	struct conn *client;
 	uint32_t crc;
@@ -519,18 +519,27 @@ static void vsock_open(bool server)
 	virtq_kick(vs.evq);
 }
 
-/* A transport reset (migration): every connection is gone; the CID may
- * have changed. */
+/* A transport reset (the VM was restored from a snapshot, or migrated): the
+ * host side of every connection is gone, and the CID may have changed. As
+ * Linux does: drop every connection without a word to the peer (it has none
+ * of them any more), read the CID again, and keep listening. */
 static void transport_reset(void)
 {
+	unsigned dropped = 0;
+
 	vs.resets++;
 	vs.cid = virtio_cfg64(&vs.dev, 0) & 0xffffffffu;
-	kprintf("vsock: transport reset, cid=%lu\n", vs.cid);
 	if (!vs.server)
 		check_fail("transport reset during the transfer");
-	for (int i = 0; i < MAX_CONNS; i++)
-		if (vs.conns[i].state != FREE)
-			conn_free(&vs.conns[i]);
+	for (int i = 0; i < MAX_CONNS; i++) {
+		if (vs.conns[i].state != FREE) {
+			vs.conns[i].state = FREE;
+			dropped++;
+		}
+	}
+	vs.dropped += dropped;
+	vs.nrsts = 0; /* owed to peers of the old transport */
+	kprintf("vsock: transport reset, cid=%lu, %u connections dropped\n", vs.cid, dropped);
 }
 
 /* One round of the event loop; true if anything happened. */
@@ -540,15 +549,8 @@ static bool poll_once(void)
 	uint32_t len;
 	bool work = false;
 
-	while (virtq_get(vs.rxq, &i, &len)) {
-		if (i >= vs.rxq->size)
-			check_fail("internal: rx cookie %lu", i);
-		handle_packet(vs.rx_bufs + i * RX_STRIDE, len);
-		post_rx((uint16_t)i);
-		work = true;
-	}
-	if (work)
-		virtq_kick(vs.rxq);
+	/* Events first: packets after a transport reset belong to the new host
+	 * side, and must not be dropped with the old connections. */
 	while (virtq_get(vs.evq, &i, &len)) {
 		if (i >= vs.evq->size)
 			check_fail("internal: event cookie %lu", i);
@@ -558,6 +560,17 @@ static bool poll_once(void)
 		virtq_kick(vs.evq);
 		work = true;
 	}
+	bool rx_work = false;
+	while (virtq_get(vs.rxq, &i, &len)) {
+		if (i >= vs.rxq->size)
+			check_fail("internal: rx cookie %lu", i);
+		handle_packet(vs.rx_bufs + i * RX_STRIDE, len);
+		post_rx((uint16_t)i);
+		rx_work = true;
+	}
+	if (rx_work)
+		virtq_kick(vs.rxq);
+	work |= rx_work;
 	reap_tx();
 	pump_all();
 	if (vs.tx_added) {
@@ -614,9 +627,9 @@ void check_vsock_server(void)
 		if (vs.conns[i].state != FREE)
 			vs.conns[i].want_rst = true;
 	kprintf("vsock: accepted=%lu closed=%lu still_open=%lu refused=%lu echoed=%lu bad=%lu "
-		"credit_violations=%lu resets=%lu\n",
+		"credit_violations=%lu resets=%lu dropped=%lu\n",
 		vs.accepted, closed, still_open, vs.refused, vs.echoed, vs.bad,
-		vs.credit_violations, vs.resets);
+		vs.credit_violations, vs.resets, vs.dropped);
 	vsock_close();
 	if (vs.credit_violations)
 		check_fail("conns=%lu bytes=%lu: peers exceeded our credit %lu times", vs.accepted,

@@ -169,6 +169,8 @@ const char *virtio_type_name(uint32_t id)
 		return "blk";
 	case VIRTIO_ID_VSOCK:
 		return "vsock";
+	case VIRTIO_ID_RNG:
+		return "rng";
 	default:
 		return "other";
 	}
@@ -176,12 +178,12 @@ const char *virtio_type_name(uint32_t id)
 
 uint8_t virtio_cfg8(struct vdev *d, unsigned off)
 {
-	return *(volatile uint8_t *)(uintptr_t)(d->base + MMIO_CONFIG + off);
+	return mmio_read8(d->base + MMIO_CONFIG + off);
 }
 
 uint16_t virtio_cfg16(struct vdev *d, unsigned off)
 {
-	return *(volatile uint16_t *)(uintptr_t)(d->base + MMIO_CONFIG + off);
+	return mmio_read16(d->base + MMIO_CONFIG + off);
 }
 
 uint32_t virtio_cfg32(struct vdev *d, unsigned off)
@@ -239,7 +241,7 @@ void virtio_open(struct vdev *d, uint32_t device_id, uint64_t wanted)
 		kprintf("virtio: %s at 0x%lx irq %u features=0x%lx",
 			virtio_type_name(probe.device_id), probe.base, probe.irq, probe.offered);
 		if (probe.device_id != VIRTIO_ID_NET && probe.device_id != VIRTIO_ID_BLOCK &&
-		    probe.device_id != VIRTIO_ID_VSOCK)
+		    probe.device_id != VIRTIO_ID_VSOCK && probe.device_id != VIRTIO_ID_RNG)
 			kprintf(" id=%u", probe.device_id);
 		if (probe.version != 2)
 			kprintf(" version=%u (not supported)", probe.version);
