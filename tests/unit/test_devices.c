@@ -9,6 +9,7 @@
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <unistd.h>
 
 struct recorder {
@@ -197,6 +198,155 @@ Test(i8042, control_byte_round_trips, .init = reset_rec)
 	cr_assert(eq(int, rec.nstops, 0));
 }
 
+/* ---- snapshots of the legacy devices ---- */
+
+Test(serial, save_restore_round_trip, .init = reset_rec)
+{
+	struct serial s;
+	serial_init(&s, -1, rec_irq, &rec, &events);
+	wr(&s, serial_access, 3, 0x80); /* DLAB: divisor 0x0301 */
+	wr(&s, serial_access, 0, 0x01);
+	wr(&s, serial_access, 1, 0x03);
+	wr(&s, serial_access, 3, 0x1b); /* 8 data bits, even parity */
+	wr(&s, serial_access, 2, 0xc7); /* FIFO on, cleared, trigger 14 */
+	wr(&s, serial_access, 4, 0x0b);
+	wr(&s, serial_access, 7, 0x5a);
+	wr(&s, serial_access, 1, 0x01); /* RDI */
+	cr_assert(eq(u32, serial_push_input(&s, (const uint8_t *)"xyz", 3), 3));
+	cr_assert(eq(u8, rd(&s, serial_access, 0), 'x'));
+	struct serial_state st;
+	serial_save(&s, &st);
+	serial_destroy(&s);
+
+	reset_rec();
+	struct serial n;
+	serial_init(&n, -1, rec_irq, &rec, &events);
+	cr_assert(eq(int, serial_restore(&n, &st), 0), "%s", err_msg());
+	cr_assert(eq(int, rec.irq_level, 1), "the receive interrupt is raised again");
+	cr_assert(eq(u8, rd(&n, serial_access, 3), 0x1b));
+	cr_assert(eq(u8, rd(&n, serial_access, 4), 0x0b));
+	cr_assert(eq(u8, rd(&n, serial_access, 7), 0x5a));
+	cr_assert(eq(u8, rd(&n, serial_access, 1), 0x01));
+	cr_assert(eq(u8, rd(&n, serial_access, 2), 0xc4), "FIFOs on, receive data interrupt");
+	cr_assert(eq(u8, rd(&n, serial_access, 0), 'y'), "the FIFO's bytes, in order");
+	cr_assert(eq(u8, rd(&n, serial_access, 0), 'z'));
+	cr_assert(eq(u8, rd(&n, serial_access, 5) & 1, 0));
+	cr_assert(eq(int, rec.irq_level, 0));
+	wr(&n, serial_access, 3, 0x9b);
+	cr_assert(eq(u8, rd(&n, serial_access, 0), 0x01));
+	cr_assert(eq(u8, rd(&n, serial_access, 1), 0x03));
+	serial_destroy(&n);
+}
+
+Test(serial, fifo_that_wraps_and_a_pending_thr_interrupt_survive, .init = reset_rec)
+{
+	struct serial s;
+	serial_init(&s, -1, rec_irq, &rec, &events);
+	static uint8_t fill[SERIAL_RX_BUF];
+	for (unsigned i = 0; i < sizeof(fill); i++)
+		fill[i] = (uint8_t)i;
+	cr_assert(eq(u32, serial_push_input(&s, fill, 100), 100));
+	for (unsigned i = 0; i < 100; i++)
+		rd(&s, serial_access, 0);
+	cr_assert(eq(u32, serial_push_input(&s, fill, SERIAL_RX_BUF), SERIAL_RX_BUF));
+	wr(&s, serial_access, 1, 0x02); /* THRI only: pending at once */
+	struct serial_state st;
+	serial_save(&s, &st);
+	serial_destroy(&s);
+	reset_rec();
+	struct serial n;
+	serial_init(&n, -1, rec_irq, &rec, &events);
+	cr_assert(eq(int, serial_restore(&n, &st), 0), "%s", err_msg());
+	cr_assert(eq(int, rec.irq_level, 1));
+	cr_assert(eq(u8, rd(&n, serial_access, 2) & 0x0f, 0x02));
+	for (unsigned i = 0; i < SERIAL_RX_BUF; i++)
+		cr_assert(eq(u8, rd(&n, serial_access, 0), (uint8_t)i), "byte %u", i);
+	serial_destroy(&n);
+}
+
+Test(serial, corrupted_states_are_refused, .init = reset_rec)
+{
+	struct serial s;
+	serial_init(&s, -1, rec_irq, &rec, &events);
+	struct serial_state good;
+	serial_save(&s, &good);
+	static const struct {
+		size_t offset;
+		uint8_t value;
+		const char *why;
+	} bad[] = {
+	    {offsetof(struct serial_state, ier), 0x10, "IER 0x10"},
+	    {offsetof(struct serial_state, mcr), 0x20, "MCR 0x20"},
+	    {offsetof(struct serial_state, fcr), 0x02, "FCR 0x02"},
+	    {offsetof(struct serial_state, lsr_errors), 0x01, "LSR error bits 0x01"},
+	    {offsetof(struct serial_state, thr_interrupt), 2, "THR-empty interrupt flag 0x02"},
+	    {offsetof(struct serial_state, reserved), 1, "reserved field"},
+	};
+	for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct serial_state st = good;
+		((uint8_t *)&st)[bad[i].offset] = bad[i].value;
+		cr_assert(lt(int, serial_restore(&s, &st), 0), "accepted: %s", bad[i].why);
+		cr_assert(ne(ptr, strstr(err_msg(), bad[i].why), NULL), "%s", err_msg());
+	}
+	struct serial_state st = good;
+	st.rx_head = SERIAL_RX_BUF;
+	cr_assert(lt(int, serial_restore(&s, &st), 0));
+	cr_assert(ne(ptr, strstr(err_msg(), "receive FIFO at 4096+0"), NULL), "%s", err_msg());
+	st = good;
+	st.rx_count = SERIAL_RX_BUF + 1;
+	cr_assert(lt(int, serial_restore(&s, &st), 0));
+	cr_assert(ne(ptr, strstr(err_msg(), "receive FIFO"), NULL), "%s", err_msg());
+	cr_assert(eq(int, rec.irq_edges, 0), "a refused state changes nothing");
+	cr_assert(eq(u8, rd(&s, serial_access, 5) & 1, 0));
+	serial_destroy(&s);
+}
+
+Test(i8042, save_restore_round_trip, .init = reset_rec)
+{
+	struct i8042 k;
+	i8042_init(&k, &events);
+	wr(&k, i8042_access, 4, 0x60);
+	wr(&k, i8042_access, 0, 0x31);
+	wr(&k, i8042_access, 4, 0xaa); /* self-test answer waiting in the output buffer */
+	wr(&k, i8042_access, 4, 0x60); /* and a command waiting for its data byte */
+	struct i8042_state st;
+	i8042_save(&k, &st);
+	struct i8042 n;
+	i8042_init(&n, &events);
+	cr_assert(eq(int, i8042_restore(&n, &st), 0), "%s", err_msg());
+	cr_assert(eq(u8, rd(&n, i8042_access, 4), 0x04 | 0x08 | 0x01),
+		  "system flag, command pending, output full");
+	cr_assert(eq(u8, rd(&n, i8042_access, 0), 0x55));
+	wr(&n, i8042_access, 0, 0x25); /* the data byte for the pending 0x60 */
+	wr(&n, i8042_access, 4, 0x20);
+	cr_assert(eq(u8, rd(&n, i8042_access, 0), 0x25));
+	/* The first controller's control byte comes back as it was written there. */
+	i8042_save(&k, &st);
+	st.pending_cmd = 0;
+	cr_assert(eq(int, i8042_restore(&n, &st), 0), "%s", err_msg());
+	wr(&n, i8042_access, 4, 0x20);
+	cr_assert(eq(u8, rd(&n, i8042_access, 0), 0x31));
+	cr_assert(eq(int, rec.nstops, 0));
+}
+
+Test(i8042, corrupted_states_are_refused, .init = reset_rec)
+{
+	struct i8042 k;
+	i8042_init(&k, &events);
+	struct i8042_state st;
+	i8042_save(&k, &st);
+	st.out_full = 2;
+	cr_assert(lt(int, i8042_restore(&k, &st), 0));
+	cr_assert(ne(ptr, strstr(err_msg(), "output-full flag 2"), NULL), "%s", err_msg());
+	i8042_save(&k, &st);
+	st.pending_cmd = 0xaa;
+	cr_assert(lt(int, i8042_restore(&k, &st), 0));
+	cr_assert(ne(ptr, strstr(err_msg(), "command 0xaa waits for a data byte"), NULL), "%s",
+		  err_msg());
+	cr_assert(eq(u8, k.pending_cmd, 0), "a refused state changes nothing");
+	cr_assert(eq(u8, k.control, 0x45));
+}
+
 Test(pvpanic, write_reports_a_panic, .init = reset_rec)
 {
 	struct pvpanic p;
@@ -261,8 +411,12 @@ Test(virtio_classes, every_class_offers_every_hook)
 		cr_assert(ne(ptr, (void *)k->start, NULL), "--%s", k->flag);
 		cr_assert(ne(ptr, (void *)k->destroy, NULL), "--%s", k->flag);
 		cr_assert(ne(ptr, (void *)k->metrics, NULL), "--%s", k->flag);
+		/* Snapshots quiesce every device; `restored` may be NULL. */
+		cr_assert(ne(ptr, (void *)k->quiesce, NULL), "--%s", k->flag);
+		cr_assert(ne(ptr, (void *)k->unquiesce, NULL), "--%s", k->flag);
 	}
-	cr_assert(eq(u32, n, 3));
+	cr_assert(eq(u32, n, 4));
+	cr_assert(ne(ptr, (void *)virtio_vsock_class.restored, NULL));
 	/* Configs that own a descriptor close it in their free_config. */
 	cr_assert(ne(ptr, (void *)virtio_block_class.free_config, NULL));
 	cr_assert(ne(ptr, (void *)virtio_net_class.free_config, NULL));
