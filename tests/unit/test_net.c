@@ -837,3 +837,118 @@ Test(net, tx_tso_header_passes_through)
 	cr_assert(eq(int, memcmp(got + sizeof(vh), frame, TSO_FRAME), 0));
 	close(p);
 }
+
+/* ---- snapshots ---- */
+
+static struct virtio_mmio_state saved_state(void)
+{
+	struct virtio_mmio_state s;
+	virtio_mmio_save(t, &s);
+	return s;
+}
+
+Test(net, quiesced_device_leaves_the_tap_and_the_rings_alone)
+{
+	open_device("tap=t0", 0, 16);
+	post_rx(0, 2048);
+	kick(0);
+	virtio_net_class.quiesce(dev);
+	memset(gmem_ptr(&gm, RX_BUF, 2048), 0xee, 2048);
+	inject(300, 20);
+	uint8_t f[200], got[256];
+	make_frame(f, sizeof(f), 21);
+	guest_send(0, f, sizeof(f));
+	settle();
+	cr_assert(eq(u16, test_used(&rx)->idx, 0), "the frame waits in the tap");
+	cr_assert(eq(u16, test_used(&tx)->idx, 0), "the transmit waits in the ring");
+	cr_assert(eq(u8, *(uint8_t *)gmem_ptr(&gm, RX_BUF, 1), 0xee), "guest memory untouched");
+	struct virtio_mmio_state s = saved_state();
+	cr_assert(eq(u16, s.queues[0].last_avail, 0));
+	cr_assert(eq(u16, s.queues[1].last_avail, 0));
+	cr_assert(lt(i64, wire_recv(got, sizeof(got)), 0), "nothing on the wire");
+	cr_assert(eq(u64, stats().rx_frames + stats().tx_frames, 0));
+	/* Unquiesce serves what waited, with no kick from the driver. */
+	virtio_net_class.unquiesce(dev);
+	cr_assert(eq(u16, test_used(&tx)->idx, 1));
+	cr_assert(eq(i64, wire_recv(got, sizeof(got)), (int64_t)sizeof(f)));
+	cr_assert(eq(int, memcmp(got, f, sizeof(f)), 0));
+	wait_used(&rx, 1);
+	expect_frame(0, 1, 300, 20);
+	/* And the tap is watched again. */
+	post_rx(1, 2048);
+	kick(0);
+	inject(90, 22);
+	wait_used(&rx, 2);
+	expect_frame(1, 1, 90, 22);
+}
+
+Test(net, quiesce_drops_a_frame_waiting_for_buffers)
+{
+	open_device("tap=t0", MRG, 16);
+	post_rx(0, 1024);
+	kick(0);
+	inject(3000, 23);
+	settle();
+	cr_assert(eq(u16, saved_state().queues[0].last_avail, 1), "a buffer is held");
+	virtio_net_class.quiesce(dev);
+	struct virtio_mmio_state s = saved_state();
+	cr_assert(eq(u16, s.queues[0].last_avail, s.queues[0].used_idx), "nothing in flight");
+	cr_assert(eq(u64, stats().rx_dropped_quiesce, 1));
+	struct virtio_device_metrics m;
+	virtio_net_class.metrics(dev, &m);
+	cr_assert(eq(u64, m.errors, 1));
+	virtio_net_class.unquiesce(dev);
+	post_rx(1, 4096);
+	kick(0);
+	inject(120, 24);
+	wait_used(&rx, 1);
+	cr_assert(eq(u32, test_used(&rx)->ring[0].id, 0), "the held buffer went back first");
+	expect_frame(0, 1, 120, 24);
+}
+
+/* The driver had TSO; a new device on a new tap t0 takes over its state: the tap's offloads
+ * must follow the features again, else the kernel cuts the frame up before the tap. */
+Test(net, restored_device_sets_the_tap_offloads_again)
+{
+	uint64_t f = (1ull << VIRTIO_NET_F_GUEST_CSUM) | (1ull << VIRTIO_NET_F_GUEST_TSO4);
+	open_device("tap=t0", f, 16);
+	post_rx(0, 2048);
+	kick(0);
+	inject(100, 25);
+	wait_used(&rx, 1);
+	virtio_net_class.quiesce(dev);
+	struct virtio_mmio_state s = saved_state();
+	virtio_net_class.destroy(dev);
+	dev = NULL;
+	close(wire);
+	void *cfg;
+	cr_assert(eq(int, virtio_net_class.parse("tap=t0", &cfg), 0), "%s", err_msg());
+	cr_assert(eq(int, virtio_net_class.create(cfg, 0, &gm, &dev, &t), 0), "%s", err_msg());
+	virtio_net_class.free_config(cfg);
+	cr_assert(eq(int, virtio_net_class.start(dev, &loop), 0), "%s", err_msg());
+	link_up("t0", 1500);
+	open_wire("t0");
+	cr_assert(eq(int, virtio_mmio_restore(t, &s), 0), "%s", err_msg());
+	for (uint16_t d = 1; d < 8; d++)
+		post_rx(d, 8192);
+	kick(0);
+	int p = vnet_socket();
+	static uint8_t pkt[sizeof(struct virtio_net_hdr) + TSO_FRAME];
+	make_tso_frame((struct virtio_net_hdr *)pkt, pkt + sizeof(struct virtio_net_hdr));
+	cr_assert(eq(i64, send(p, pkt, sizeof(pkt), 0), (int64_t)sizeof(pkt)), "send: %s",
+		  strerror(errno));
+	close(p);
+	wait_used(&rx, 2);
+	settle();
+	cr_assert(eq(u16, test_used(&rx)->idx, 2), "one frame, whole");
+	struct virtio_net_hdr_v1 h;
+	memcpy(&h, gmem_ptr(&gm, RX_BUF + test_used(&rx)->ring[1].id * SLOT, HDR), HDR);
+	cr_assert(eq(u8, h.gso_type, VIRTIO_NET_HDR_GSO_TCPV4));
+	cr_assert(eq(u32, test_used(&rx)->ring[1].len, HDR + TSO_FRAME));
+	/* Transmit carries on too. */
+	uint8_t frame[64], got[128];
+	make_frame(frame, sizeof(frame), 26);
+	guest_send(0, frame, sizeof(frame));
+	cr_assert(eq(u16, test_used(&tx)->idx, 1));
+	cr_assert(eq(i64, wire_recv(got, sizeof(got)), 64));
+}
