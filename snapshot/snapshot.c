@@ -897,7 +897,8 @@ int snapshot_vm_config(struct snapshot *s, const struct snapshot_overrides *o,
 			snprintf(spec, sizeof(spec), "cid=%llu,uds=%s", (unsigned long long)cid,
 				 uds);
 		} else {
-			snprintf(spec, sizeof(spec), "%s", d->id[0] ? d->id : "default");
+			/* A device with no configuration of its own (rng). */
+			snprintf(spec, sizeof(spec), "on");
 		}
 		int r = device_from_spec(cfg, cls, spec);
 		if (r < 0)

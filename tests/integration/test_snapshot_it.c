@@ -351,3 +351,179 @@ Test(snapshot, bad_snapshots_are_refused_before_any_vcpu_runs, .timeout = 900)
 	free(bad);
 	free(badmem);
 }
+
+static int uds_connect(const char *path)
+{
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* CONNECT through the hybrid vsock socket and echo a line; true when it came back whole. */
+static bool vsock_echo(const char *path, const char *line)
+{
+	for (int tries = 0; tries < 2000; tries++) {
+		int fd = uds_connect(path);
+		if (fd >= 0) {
+			char buf[128] = {0};
+			size_t got = 0;
+			if (write(fd, "CONNECT 1234\n", 13) == 13) {
+				while (got < sizeof(buf) - 1 && read(fd, buf + got, 1) == 1 &&
+				       buf[got++] != '\n')
+					;
+			}
+			if (strncmp(buf, "OK ", 3) == 0) {
+				size_t n = strlen(line);
+				bool ok = write(fd, line, n) == (ssize_t)n;
+				memset(buf, 0, sizeof(buf));
+				got = 0;
+				while (ok && got < n) {
+					ssize_t k = read(fd, buf + got, n - got);
+					if (k <= 0)
+						break;
+					got += (size_t)k;
+				}
+				close(fd);
+				return ok && got == n && memcmp(buf, line, n) == 0;
+			}
+			close(fd);
+		}
+		usleep(20000);
+	}
+	return false;
+}
+
+Test(snapshot, vsock_serves_again_after_restore_on_a_new_socket, .timeout = 900)
+{
+	require_kvm();
+	setup_dir();
+	char *state = path_in("v.state"), *mem = path_in("v.mem");
+	char uds1[108], uds2[108];
+	snprintf(uds1, sizeof(uds1), "/tmp/ember-snap-it-%d.v1", (int)getpid());
+	snprintf(uds2, sizeof(uds2), "/tmp/ember-snap-it-%d.v2", (int)getpid());
+	char vsock_spec[160];
+	snprintf(vsock_spec, sizeof(vsock_spec), "cid=3,uds=%s", uds1);
+	struct ember_proc p;
+	ember_spawn(&p, (const char *const[]){"run", "--kernel", unikernel_path(), "--cmdline",
+					      "check=vsock_server vsock_secs=3600", "--mem-mib",
+					      "64", "--vsock", vsock_spec, "--rng", "on",
+					      "--api-sock", sock_path, NULL});
+	cr_assert(wait_for_socket(sock_path, 60));
+	cr_assert(vsock_echo(uds1, "before the snapshot\n"), "out:\n%s\nerr:\n%s", p.out, p.err);
+	simple(EMBER__V1__REQUEST__OP_PAUSE, EMBER__V1__STATUS__OK, NULL);
+	snapshot_create(state, mem, false, EMBER__V1__STATUS__OK, NULL);
+	stop_monitor(&p);
+	ember_proc_free(&p);
+
+	/* A clone with its own socket and CID: the guest was told its connections are gone and
+	 * answers new ones. */
+	struct ember_proc r;
+	ember_spawn(&r, (const char *const[]){"restore", "--state", state, "--mem", mem,
+					      "--vsock-uds", uds2, "--vsock-cid", "7", NULL});
+	cr_expect(vsock_echo(uds2, "after the restore\n"),
+		  "no echo after restore; out:\n%s\nerr:\n%s", r.out, r.err);
+	kill(r.pid, SIGTERM);
+	ember_proc_wait_exit(&r, 60);
+	ember_proc_free(&r);
+	unlink(uds1);
+	unlink(uds2);
+	free(state);
+	free(mem);
+}
+
+/* The first whole "rng: <hex>" line at or after `from`, into out[33]. */
+static bool rng_line(struct ember_proc *p, size_t from, char out[33])
+{
+	for (int i = 0; i < 2400; i++) {
+		for (const char *s = p->out + from; (s = strstr(s, "rng: ")); s += 5) {
+			if (strlen(s) >= 5 + 32 + 1 && s[5 + 32] == '\n') {
+				memcpy(out, s + 5, 32);
+				out[32] = 0;
+				return true;
+			}
+		}
+		if (p->out_fd < 0)
+			return false;
+		ember_proc_poll(p, 50);
+	}
+	return false;
+}
+
+Test(snapshot, clones_draw_different_entropy, .timeout = 900)
+{
+	require_kvm();
+	setup_dir();
+	char *state = path_in("r.state"), *mem = path_in("r.mem");
+	struct ember_proc p;
+	ember_spawn(&p, (const char *const[]){"run", "--kernel", unikernel_path(), "--cmdline",
+					      "check=rng", "--mem-mib", "64", "--rng", "on",
+					      "--api-sock", sock_path, NULL});
+	cr_assert(wait_for_socket(sock_path, 60));
+	char first[33];
+	cr_assert(rng_line(&p, 0, first), "no rng line:\n%s\n%s", p.out, p.err);
+	simple(EMBER__V1__REQUEST__OP_PAUSE, EMBER__V1__STATUS__OK, NULL);
+	snapshot_create(state, mem, false, EMBER__V1__STATUS__OK, NULL);
+	stop_monitor(&p);
+	ember_proc_free(&p);
+
+	struct ember_proc c1, c2;
+	ember_spawn(&c1, (const char *const[]){"restore", "--state", state, "--mem", mem, NULL});
+	ember_spawn(&c2, (const char *const[]){"restore", "--state", state, "--mem", mem, NULL});
+	char a[33], b[33];
+	cr_assert(rng_line(&c1, 0, a) && rng_line(&c2, 0, b), "clones printed no rng line:\n%s\n%s",
+		  c1.out, c1.err);
+	cr_expect(strcmp(a, b) != 0, "two clones read the same entropy: %s", a);
+	kill(c1.pid, SIGTERM);
+	kill(c2.pid, SIGTERM);
+	ember_proc_wait_exit(&c1, 60);
+	ember_proc_wait_exit(&c2, 60);
+	ember_proc_free(&c1);
+	ember_proc_free(&c2);
+	free(state);
+	free(mem);
+}
+
+Test(snapshot, linux_snapshotted_during_boot_reaches_init_after_restore, .timeout = 1800)
+{
+	require_kvm();
+	const char *kernel = linux_image("bzImage"), *initrd = linux_image("initramfs.cpio.gz");
+	if (!kernel || !initrd)
+		cr_skip_test("the Linux guest was not built (EMBER_LINUX_DIR)");
+	setup_dir();
+	char *state = path_in("l.state"), *mem = path_in("l.mem");
+	/* kvm_pvm hosts need the workarounds the Linux tests use (ARCHITECTURE.md). */
+	bool pvm = access("/sys/module/kvm_pvm", F_OK) == 0;
+	const char *cmdline =
+	    pvm ? "noxsave clearcpuid=cx16,popcnt,smap ember.skip_int3_selftest" : "";
+	struct ember_proc p;
+	ember_spawn(&p, (const char *const[]){"run", "--kernel", kernel, "--initrd", initrd,
+					      "--vcpus", "2", "--mem-mib", "256", "--cmdline",
+					      cmdline, "--api-sock", sock_path, NULL});
+	cr_assert(wait_for_socket(sock_path, 60));
+	/* Early in the boot: the kernel has started its CPUs but not reached init. */
+	cr_assert(ember_proc_wait_out(&p, 0, "smp: Brought up", 900), "out:\n%s\nerr:\n%s", p.out,
+		  p.err);
+	simple(EMBER__V1__REQUEST__OP_PAUSE, EMBER__V1__STATUS__OK, NULL);
+	snapshot_create(state, mem, false, EMBER__V1__STATUS__OK, NULL);
+	ember_proc_poll(&p, 100);
+	bool init_before = strstr(p.out, "Run /init") != NULL;
+	stop_monitor(&p);
+	ember_proc_free(&p);
+	cr_assert(!init_before,
+		  "the guest reached init before the snapshot; the test proves nothing");
+
+	struct ember_proc r;
+	ember_spawn(&r, (const char *const[]){"restore", "--state", state, "--mem", mem, NULL});
+	cr_expect(ember_proc_wait_out(&r, 0, "Run /init", 900),
+		  "restored Linux did not reach init:\n%s\n%s", r.out, r.err);
+	kill(r.pid, SIGTERM);
+	ember_proc_wait_exit(&r, 60);
+	ember_proc_free(&r);
+	free(state);
+	free(mem);
+}
