@@ -71,7 +71,7 @@ static void queue_notify(void *dev, unsigned q)
 			virtio_mmio_fail(t, "rng request with a device-readable buffer");
 			break;
 		}
-		uint32_t filled;
+		uint32_t filled = 0;
 		if (fill(&g->chain, &filled) < 0) {
 			g->stats.entropy_errors++;
 			log_error("%s", err_msg());
