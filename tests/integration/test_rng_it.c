@@ -70,3 +70,25 @@ Test(rng_it, rng_check_without_the_device_fails_cleanly)
 		  ember_run_describe(&r));
 	ember_run_free(&r);
 }
+
+Test(rng_it, bad_rng_flags_are_usage_errors)
+{
+	struct {
+		const char *spec, *spec2, *why;
+	} cases[] = {
+	    {"off", NULL, "--rng off: expected 'on' or 'default'"},
+	    {"on,rate=1", NULL, "--rng on,rate=1: expected 'on' or 'default'"},
+	    {"on", "default", "--rng default: only one rng device is supported"},
+	};
+	for (unsigned i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *args[] = {"run",	     "--kernel", unikernel_path(), "--rng",
+				      cases[i].spec, "--rng",	 cases[i].spec2,   NULL};
+		if (!cases[i].spec2)
+			args[5] = NULL;
+		struct ember_run r;
+		ember_exec(&r, args, TIMEOUT_S, NULL, NULL);
+		cr_assert(eq(int, r.exit_code, 2), "%s", ember_run_describe(&r));
+		cr_assert(ne(ptr, strstr(r.err, cases[i].why), NULL), "%s", ember_run_describe(&r));
+		ember_run_free(&r);
+	}
+}
