@@ -2,6 +2,7 @@
 #include "vcpu/boot_regs.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "monitor/seccomp.h"
 #include "common/timing.h"
 
 #include <errno.h>
@@ -66,11 +67,13 @@ int vcpu_create(struct vcpu *v, int kvm_fd, int vm_fd, unsigned id, const struct
 		v->run = NULL;
 		return err_errno("mmap of vCPU %u's kvm_run", id);
 	}
+	emulate_init(&v->emu, kvm_fd, vm_fd);
 	return 0;
 }
 
 void vcpu_destroy(struct vcpu *v)
 {
+	emulate_release(&v->emu);
 	if (v->run)
 		munmap(v->run, v->run_size);
 	if (v->fd >= 0)
@@ -302,6 +305,21 @@ static enum vm_stop_reason handle_exit(struct vcpu *v)
 	}
 	case KVM_EXIT_INTERNAL_ERROR:
 		v->exits[VCPU_EXIT_INTERNAL_ERROR]++;
+		if (run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION) {
+			const struct emulate_vcpu ev = {v->fd, v->id, run, v->env->gm,
+							v->env->mmio};
+			enum emulate_result r = emulate_after_failure(&v->emu, &ev);
+			if (r == EMULATE_RESUMED) {
+				/* New registers wait in kvm_run for the next KVM_RUN: a pause must
+				 * enter it first, as for a pending access. */
+				v->completion_pending = true;
+				return VM_STOP_NONE;
+			}
+			log_error("vCPU %u: %s%s", v->id,
+				  r == EMULATE_ERROR ? "emulation fallback failed: "
+						     : "Ember cannot emulate it either: ",
+				  err_msg());
+		}
 		report_internal_error(v);
 		return run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION
 			   ? VM_STOP_EMULATION_FAILURE
@@ -427,6 +445,7 @@ static void *vcpu_thread(void *arg)
 	sigemptyset(&set);
 	sigaddset(&set, VCPU_KICK_SIGNAL);
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+	seccomp_install_or_exit(SECCOMP_VCPU);
 
 	const struct vm_events *ev = v->env->events;
 	while (!atomic_load(v->env->stopping)) {

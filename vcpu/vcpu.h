@@ -7,6 +7,7 @@
 #include "devices/bus.h"
 #include "memory/guest_mem.h"
 #include "vcpu/cpuid.h"
+#include "vcpu/emulate_kvm.h"
 
 #include <linux/kvm.h>
 #include <pthread.h>
@@ -57,7 +58,8 @@ struct vcpu {
 	bool thread_started;
 	const struct vcpu_env *env;
 	_Atomic uint64_t exits[VCPU_EXIT_KINDS];
-	bool completion_pending; /* the last exit was a port or MMIO access KVM must finish */
+	bool completion_pending;   /* the last exit was a port or MMIO access KVM must finish */
+	struct vcpu_emulation emu; /* instructions KVM's emulator could not run */
 };
 
 /* Create vCPU `id` (also its APIC ID). */
