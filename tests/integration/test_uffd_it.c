@@ -269,6 +269,16 @@ Test(uffd, record_then_prefetch_and_lists_of_other_snapshots_refused, .timeout =
 	cr_expect(strstr(err, "not an Ember prefetch list") != NULL, "%s", err);
 	free(err);
 
+	/* Recording and prefetching at once is a usage error. */
+	struct ember_run u;
+	ember_exec(&u,
+		   (const char *const[]){"restore", "--state", state, "--mem", mem, "--uffd-record",
+					 list, "--uffd-prefetch", list, NULL},
+		   60, NULL, 0);
+	cr_expect(u.exit_code == 2 && strstr(u.err, "exclude each other"), "exit %d: %s",
+		  u.exit_code, u.err);
+	ember_run_free(&u);
+
 	free(plain.err);
 	free(rec.err);
 	free(pre.err);
