@@ -237,11 +237,33 @@ static const unsigned long vmm_ioctls[] = {
  * the process. Builds meant for production are not sanitized and never get these. */
 #ifdef SECCOMP_SANITIZED
 static const struct syscall_rule sanitizer_rules[] = {
-    ALLOW(sigaltstack),	    ALLOW(rt_sigaction), ALLOW(openat),	  ALLOW(read),
-    ALLOW(pread64),	    ALLOW(lseek),	 ALLOW(readlink), ALLOW(getdents64),
-    ALLOW(fstat),	    ALLOW(newfstatat),	 ALLOW(prctl),	  ALLOW(sched_getaffinity),
-    ALLOW(getppid),	    ALLOW(clone),	 ALLOW(ptrace),	  ALLOW(wait4),
-    ALLOW(set_robust_list), ALLOW(rseq),
+    /* signals and thread set-up of the runtime's own threads */
+    ALLOW(sigaltstack),
+    ALLOW(rt_sigaction),
+    ALLOW(set_robust_list),
+    ALLOW(rseq),
+    /* reading /proc/self (maps, task/): its wrappers use the old x86-64 calls too */
+    ALLOW(open),
+    ALLOW(openat),
+    ALLOW(read),
+    ALLOW(pread64),
+    ALLOW(lseek),
+    ALLOW(readlink),
+    ALLOW(getdents),
+    ALLOW(getdents64),
+    ALLOW(stat),
+    ALLOW(lstat),
+    ALLOW(fstat),
+    ALLOW(newfstatat),
+    ALLOW(access),
+    /* LeakSanitizer's stop-the-world: a tracer thread ptraces the others */
+    ALLOW(clone),
+    ALLOW(ptrace),
+    ALLOW(wait4),
+    ALLOW(prctl),
+    ALLOW(getppid),
+    ALLOW(sched_getaffinity),
+    ALLOW(nanosleep),
 };
 #endif
 
