@@ -256,6 +256,7 @@ static const struct syscall_rule sanitizer_rules[] = {
     ALLOW(fstat),
     ALLOW(newfstatat),
     ALLOW(access),
+    ALLOW(fcntl),
     /* LeakSanitizer's stop-the-world: a tracer thread ptraces the others */
     ALLOW(clone),
     ALLOW(ptrace),
