@@ -1,6 +1,7 @@
 #include "api/server.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "monitor/seccomp.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -284,6 +285,7 @@ static void *api_thread(void *arg)
 {
 	struct api_server *s = arg;
 	pthread_setname_np(pthread_self(), "ember-api");
+	seccomp_install_or_exit(SECCOMP_API);
 	for (;;) {
 		struct epoll_event evs[16];
 		int n = epoll_wait(s->epfd, evs, 16, -1);

@@ -88,6 +88,24 @@ int gmem_create_private(struct guest_mem *gm, uint64_t bytes, int fd, uint64_t o
 	return 0;
 }
 
+int gmem_create_anon(struct guest_mem *gm, uint64_t bytes)
+{
+	int r = gmem_layout(gm, bytes);
+	if (r < 0)
+		return r;
+	void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED)
+		return err_errno("mmap %llu MiB of anonymous guest memory",
+				 (unsigned long long)(bytes / MiB));
+	madvise(p, bytes, MADV_DONTDUMP);
+	gm->private_file = true;
+	gm->base = p;
+	for (unsigned i = 0; i < gm->nregions; i++)
+		gm->regions[i].host = gm->base + gm->regions[i].file_offset;
+	return 0;
+}
+
 void gmem_destroy(struct guest_mem *gm)
 {
 	if (gm->base)

@@ -25,7 +25,8 @@ struct guest_mem {
 	/* One bit per page of the mapping (offset from base) the monitor wrote into on the guest's
 	 * behalf since tracking began; NULL when not tracking. */
 	_Atomic uint64_t *dirty;
-	bool private_file; /* a copy-on-write mapping of a snapshot's memory file, not a memfd */
+	bool private_file; /* a copy-on-write mapping of a snapshot's memory file (or anonymous
+			    * memory a pager fills), not a memfd: fd has no holes to seek */
 };
 
 /* Lay out `bytes` of RAM (a multiple of 4 KiB) around the MMIO gap. Pure; no mapping. */
@@ -36,6 +37,9 @@ int gmem_create(struct guest_mem *gm, uint64_t bytes);
 /* Lay out and map `bytes` of a file (a snapshot's memory) from `offset`, privately: reads share
  * the file's page cache with every other mapping; writes copy. The file is dup'd. */
 int gmem_create_private(struct guest_mem *gm, uint64_t bytes, int fd, uint64_t offset);
+/* Lay out and map `bytes` of anonymous private memory with no backing file, for a pager
+ * (userfaultfd) to fill. */
+int gmem_create_anon(struct guest_mem *gm, uint64_t bytes);
 void gmem_destroy(struct guest_mem *gm);
 
 /* Host pointer for [gpa, gpa+len) if the whole range is guest RAM inside one region, else NULL. */

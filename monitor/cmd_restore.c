@@ -4,6 +4,7 @@
 #include "common/vm_event.h"
 #include "monitor/cli.h"
 #include "monitor/commands.h"
+#include "monitor/seccomp.h"
 #include "monitor/vmm.h"
 #include "snapshot/snapshot.h"
 
@@ -31,9 +32,15 @@ static void usage(void)
 	    "  --tap NAME          this clone's tap for the first network device\n"
 	    "  --mac MAC           this clone's MAC for the first network device\n"
 	    "  --paused            stay paused (resume through the API)\n"
+	    "  --uffd-record FILE  fill guest RAM on first touch through userfaultfd, and write\n"
+	    "                      the pages touched first (in order) to FILE\n"
+	    "  --uffd-record-ms N  how much guest run time to record (default 1000)\n"
+	    "  --uffd-prefetch FILE  through userfaultfd too, copying FILE's pages in before the\n"
+	    "                      guest runs (a list from --uffd-record of the same snapshot)\n"
 	    "  --api-sock PATH     serve the control API on this Unix socket\n"
 	    "  --log-level L       error, warn (default), info or debug\n"
 	    "  --log-file PATH     write Ember's log there instead of stderr\n"
+	    "  --seccomp MODE      on, log (default for now) or off, as for ember run\n"
 	    "  -h, --help          this text\n"
 	    "\n"
 	    "Exit codes are those of ember run (ember run --help).\n");
@@ -58,6 +65,10 @@ enum {
 	O_API_SOCK,
 	O_LOG_LEVEL,
 	O_LOG_FILE,
+	O_SECCOMP,
+	O_UFFD_RECORD,
+	O_UFFD_RECORD_MS,
+	O_UFFD_PREFETCH,
 };
 
 int cmd_restore(int argc, char **argv)
@@ -75,12 +86,18 @@ int cmd_restore(int argc, char **argv)
 	    {"api-sock", required_argument, NULL, O_API_SOCK},
 	    {"log-level", required_argument, NULL, O_LOG_LEVEL},
 	    {"log-file", required_argument, NULL, O_LOG_FILE},
+	    {"seccomp", required_argument, NULL, O_SECCOMP},
+	    {"uffd-record", required_argument, NULL, O_UFFD_RECORD},
+	    {"uffd-record-ms", required_argument, NULL, O_UFFD_RECORD_MS},
+	    {"uffd-prefetch", required_argument, NULL, O_UFFD_PREFETCH},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	const char *state = NULL, *mem = NULL, *diff_mem = NULL, *api_sock = NULL;
 	struct snapshot_overrides ov = {.tap_fd = -1};
 	bool paused = false, ksm = false;
+	const char *uffd_record = NULL, *uffd_prefetch = NULL;
+	uint64_t uffd_record_ms = 0;
 	uint64_t v;
 	int c;
 	optind = 1;
@@ -136,6 +153,24 @@ int cmd_restore(int argc, char **argv)
 			log_set_file(f);
 			break;
 		}
+		case O_SECCOMP: {
+			enum seccomp_mode mode;
+			if (seccomp_parse_mode(optarg, &mode) < 0)
+				return usage_error(err_msg());
+			seccomp_set_mode(mode);
+			break;
+		}
+		case O_UFFD_RECORD:
+			uffd_record = optarg;
+			break;
+		case O_UFFD_RECORD_MS:
+			if (cli_parse_u64("--uffd-record-ms", optarg, 1, 3600 * 1000, &v) < 0)
+				return usage_error(err_msg());
+			uffd_record_ms = v;
+			break;
+		case O_UFFD_PREFETCH:
+			uffd_prefetch = optarg;
+			break;
 		case 'h':
 			usage();
 			return EMBER_EXIT_OK;
@@ -154,6 +189,10 @@ int cmd_restore(int argc, char **argv)
 	}
 	if (!state || !mem)
 		return usage_error("--state and --mem are required");
+	if (uffd_record && uffd_prefetch)
+		return usage_error("--uffd-record and --uffd-prefetch exclude each other");
+	if (uffd_record_ms && !uffd_record)
+		return usage_error("--uffd-record-ms needs --uffd-record");
 
 	static struct vmm vmm; /* large; kept off the stack */
 	struct snapshot *snap = NULL;
@@ -163,6 +202,9 @@ int cmd_restore(int argc, char **argv)
 	if (r == 0)
 		r = vmm_init(&vmm);
 	vmm.cfg.ksm = ksm;
+	vmm.cfg.uffd_record_path = uffd_record;
+	vmm.cfg.uffd_prefetch_path = uffd_prefetch;
+	vmm.cfg.uffd_record_ms = uffd_record_ms;
 	if (r == 0 && api_sock)
 		r = vmm_open_api(&vmm, api_sock);
 	if (r == 0)

@@ -1,6 +1,7 @@
 /* `ember run`: boot a guest from the command line, console on stdin/stdout. */
 #include "monitor/cli.h"
 #include "monitor/commands.h"
+#include "monitor/seccomp.h"
 #include "monitor/vm.h"
 #include "monitor/vmm.h"
 #include "common/err.h"
@@ -46,6 +47,9 @@ void cmd_run_usage(void)
 	    "  --api-sock PATH        serve the control API on this Unix socket (mode 0600)\n"
 	    "  --ksm                  let KSM merge guest pages with identical ones (off by\n"
 	    "                         default: merging is a timing side channel between tenants)\n"
+	    "  --seccomp MODE         on (a forbidden system call kills the monitor), log\n"
+	    "                         (default for now: the kernel logs it and lets it through),\n"
+	    "                         or off\n"
 	    "  -h, --help             this text\n"
 	    "\n"
 	    "Devices (virtio-mmio, announced on the kernel command line; repeatable):\n",
@@ -77,6 +81,7 @@ enum {
 	OPT_LOG_FILE,
 	OPT_API_SOCK,
 	OPT_KSM,
+	OPT_SECCOMP,
 	OPT_DEVICE_BASE = 512, /* + index into virtio_device_classes */
 };
 
@@ -92,6 +97,7 @@ static const struct option base_options[] = {
     {"log-file", required_argument, NULL, OPT_LOG_FILE},
     {"api-sock", required_argument, NULL, OPT_API_SOCK},
     {"ksm", no_argument, NULL, OPT_KSM},
+    {"seccomp", required_argument, NULL, OPT_SECCOMP},
     {"help", no_argument, NULL, 'h'},
 };
 
@@ -218,6 +224,13 @@ static int parse_run_args(int argc, char **argv, struct vm_config *cfg, const ch
 		case OPT_KSM:
 			cfg->ksm = true;
 			break;
+		case OPT_SECCOMP: {
+			enum seccomp_mode mode;
+			if (seccomp_parse_mode(optarg, &mode) < 0)
+				return usage_error(err_msg());
+			seccomp_set_mode(mode);
+			break;
+		}
 		case 'h':
 			cmd_run_usage();
 			return -1;

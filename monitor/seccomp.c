@@ -200,6 +200,10 @@ static const unsigned long vmm_ioctls[] = {
     KVM_GET_PIT2,
     KVM_SET_PIT2,
     KVM_GET_DIRTY_LOG,
+    /* the first full snapshot turns dirty logging on in every memslot */
+    KVM_SET_USER_MEMORY_REGION,
+    /* which MSRs to save (a /dev/kvm ioctl) */
+    KVM_GET_MSR_INDEX_LIST,
     KVM_GET_REGS,
     KVM_SET_REGS,
     KVM_GET_SREGS,
@@ -284,7 +288,9 @@ static const struct filter_table tables[] = {
     [SECCOMP_VCPU] = {"vcpu", vcpu_rules, N(vcpu_rules), vcpu_ioctls, N(vcpu_ioctls)},
 };
 
-static enum seccomp_mode mode = SECCOMP_MODE_ON;
+/* Log until the tables have been checked against every suite with KVM (issue 6): a call a table
+ * lacks is recorded by the kernel (type=1326) instead of killing the monitor. */
+static enum seccomp_mode mode = SECCOMP_MODE_LOG;
 
 int seccomp_parse_mode(const char *s, enum seccomp_mode *out)
 {

@@ -2,6 +2,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "common/timing.h"
+#include "monitor/seccomp.h"
 #include "memory/layout.h"
 #include "vcpu/boot_regs.h"
 
@@ -148,8 +149,24 @@ static int create_kvm(struct vm *vm)
 	return 0;
 }
 
+static void on_uffd_failure(void *ctx)
+{
+	vm_request_stop(ctx, VM_STOP_MONITOR_ERROR);
+}
+
 static int create_memory(struct vm *vm)
 {
+	const struct vm_config *c = &vm->cfg;
+	if (c->restore_mem_fd >= 0 && (c->uffd_record_path || c->uffd_prefetch_path)) {
+		struct uffd_options o = {.record_path = c->uffd_record_path,
+					 .prefetch_path = c->uffd_prefetch_path,
+					 .record_ms = c->uffd_record_ms,
+					 .run_since_ns = &vm->metrics.first_run_ns,
+					 .on_failure = on_uffd_failure,
+					 .ctx = vm};
+		return uffd_pager_start(&vm->uffd, &vm->mem, c->mem_mib * MiB, c->restore_mem_fd,
+					c->restore_mem_offset, &o);
+	}
 	int r = vm->cfg.restore_mem_fd >= 0
 		    ? gmem_create_private(&vm->mem, vm->cfg.mem_mib * MiB, vm->cfg.restore_mem_fd,
 					  vm->cfg.restore_mem_offset)
@@ -465,6 +482,8 @@ int vm_start(struct vm *vm, bool paused)
 	}
 	for (unsigned i = 0; r == 0 && i < vm->nvcpus; i++)
 		r = vcpu_start(&vm->vcpus[i]);
+	if (r == 0) /* after the vCPU threads exist: they install their own filter */
+		r = seccomp_install(SECCOMP_VMM);
 	vm->started = r == 0;
 	return r;
 }
@@ -533,6 +552,9 @@ void vm_destroy(struct vm *vm)
 		close(vm->vm_fd);
 	if (vm->kvm_fd >= 0)
 		close(vm->kvm_fd);
+	/* Last user of guest memory gone (vCPUs, devices, KVM): the pager may stop serving. */
+	uffd_pager_stop(vm->uffd);
+	vm->uffd = NULL;
 	gmem_destroy(&vm->mem);
 	vm->metrics.teardown_ns = timing_now_ns() - t0;
 	serial_destroy(&vm->serial);

@@ -12,6 +12,7 @@
 #include "devices/virtio_mmio/device.h"
 #include "memory/boot.h"
 #include "memory/guest_mem.h"
+#include "snapshot/uffd.h"
 #include "common/event_loop.h"
 #include "vcpu/cpuid.h"
 #include "vcpu/vcpu.h"
@@ -55,6 +56,11 @@ struct vm_config {
 	/* Offer guest RAM to KSM (MADV_MERGEABLE): clones' identical pages are merged. Off by
 	 * default: merging is a timing side channel between tenants. */
 	bool ksm;
+	/* Restore through userfaultfd (snapshot/uffd.h) instead of mapping the file, when either
+	 * path is set: record the pages the guest touches first, or prefetch such a list. */
+	const char *uffd_record_path;
+	const char *uffd_prefetch_path;
+	uint64_t uffd_record_ms; /* 0: UFFD_RECORD_MS_DEFAULT */
 };
 
 struct vm_metrics {
@@ -69,6 +75,7 @@ struct vm {
 	struct vm_config cfg;
 	int kvm_fd, vm_fd;
 	struct guest_mem mem;
+	struct uffd_pager *uffd; /* fills mem on first touch; NULL: mem is mapped */
 	struct bus pio, mmio;
 	struct cpuid_table *supported_cpuid;
 	struct vcpu vcpus[VM_MAX_VCPUS];

@@ -317,8 +317,8 @@ static int read_list(struct uffd_pager *p, const char *path, uint32_t **pages, u
 
 static int prefetch(struct uffd_pager *p, const char *path)
 {
-	uint32_t *list;
-	uint64_t count;
+	uint32_t *list = NULL;
+	uint64_t count = 0;
 	int r = read_list(p, path, &list, &count);
 	if (r < 0)
 		return r;

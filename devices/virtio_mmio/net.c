@@ -65,6 +65,7 @@ struct virtio_net {
 	uint32_t poll_events; /* what the loop watches on it now */
 	bool rx_waiting;      /* reading stopped until the driver posts receive buffers */
 	bool tx_blocked;      /* the tap said EAGAIN; TX resumes when it is writable */
+	bool quiesced;	      /* for a snapshot: neither the tap nor the queues are served */
 	/* The frame being received: rx_len bytes, header included, of which rx_placed are in the
 	 * held buffers and the rest in rx_spill from rx_spill_off. rx_len == 0: none. */
 	size_t rx_len, rx_placed, rx_spill_off;
@@ -300,6 +301,10 @@ static void update_poll(struct virtio_net *n)
 {
 	const struct virtio_mmio_dev *t = &n->transport;
 	uint32_t events = 0;
+	if (n->quiesced) {
+		set_poll(n, 0);
+		return;
+	}
 	if (t->active && t->queues[RXQ].s.ready && !n->rx_waiting)
 		events |= EPOLLIN;
 	if (t->active && n->tx_blocked)
@@ -611,7 +616,8 @@ static int activate(void *dev, uint64_t features)
 	n->rx_waiting = false;
 	n->tx_blocked = false;
 	/* The transport marks the device active when this returns, under the same lock. */
-	set_poll(n, EPOLLIN);
+	if (!n->quiesced)
+		set_poll(n, EPOLLIN);
 	return 0;
 }
 
@@ -632,6 +638,8 @@ static void reset(void *dev)
 static void queue_notify(void *dev, unsigned q)
 {
 	struct virtio_net *n = dev;
+	if (n->quiesced)
+		return; /* unquiesce serves both queues */
 	if (q == RXQ) {
 		n->rx_waiting = false;
 		rx_process(n);
@@ -653,7 +661,7 @@ static void on_tap(void *ctx, uint32_t events)
 		n->link_up = false;
 		event_loop_remove(n->loop, n->tap_fd);
 		n->tap_polled = false;
-	} else {
+	} else if (!n->quiesced) { /* readiness reported before the quiesce: unquiesce looks */
 		if ((events & EPOLLOUT) && n->tx_blocked) {
 			n->tx_blocked = false;
 			if (n->transport.active && n->transport.queues[TXQ].s.ready)
@@ -666,7 +674,44 @@ static void on_tap(void *ctx, uint32_t events)
 	pthread_mutex_unlock(&n->transport.lock);
 }
 
+/* Snapshots: the tap is not read or written until unquiesce. A frame waiting for more
+ * receive buffers is dropped and its buffers go back to the ring, so that no chain is in flight
+ * in the saved queue state. */
+static void quiesce(void *dev)
+{
+	struct virtio_net *n = dev;
+	pthread_mutex_lock(&n->transport.lock);
+	n->quiesced = true;
+	if (n->rx_len) {
+		n->stats.rx_dropped_quiesce++;
+		rx_release(n);
+	}
+	update_poll(n);
+	pthread_mutex_unlock(&n->transport.lock);
+}
+
+static void unquiesce(void *dev)
+{
+	struct virtio_net *n = dev;
+	struct virtio_mmio_dev *t = &n->transport;
+	pthread_mutex_lock(&t->lock);
+	n->quiesced = false;
+	/* What the driver queued meanwhile, and what the tap holds for it. */
+	if (t->active && t->queues[TXQ].s.ready)
+		queue_notify(n, TXQ);
+	if (t->active && t->queues[RXQ].s.ready)
+		queue_notify(n, RXQ);
+	update_poll(n);
+	pthread_mutex_unlock(&t->lock);
+}
+
 /* ---- the class ---- */
+
+const uint8_t *net_mac(void *dev)
+{
+	struct virtio_net *n = dev;
+	return n->mac;
+}
 
 void net_get_stats(void *dev, struct net_stats *out)
 {
@@ -685,8 +730,8 @@ static void metrics(void *dev, struct virtio_device_metrics *m)
 	    .bytes_to_guest = s.rx_bytes,
 	    .bytes_from_guest = s.tx_bytes,
 	    /* tap_errors already counts the frames in tx_dropped */
-	    .errors =
-		s.rx_dropped_too_big + s.rx_dropped_offload + s.rx_dropped_reset + s.tap_errors,
+	    .errors = s.rx_dropped_too_big + s.rx_dropped_offload + s.rx_dropped_reset +
+		      s.rx_dropped_quiesce + s.tap_errors,
 	};
 }
 
@@ -820,4 +865,6 @@ const struct virtio_device_class virtio_net_class = {
     .start = start,
     .destroy = destroy,
     .metrics = metrics,
+    .quiesce = quiesce,
+    .unquiesce = unquiesce,
 };

@@ -32,6 +32,7 @@ struct net_stats {
 	uint64_t rx_dropped_too_big;  /* larger than all the buffers the driver can post */
 	uint64_t rx_dropped_offload;  /* carried an offload the driver did not accept */
 	uint64_t rx_dropped_reset;    /* waiting for buffers when the driver reset the device */
+	uint64_t rx_dropped_quiesce;  /* waiting for buffers when a snapshot quiesced the device */
 	uint64_t rx_waits;	      /* times a frame waited for the driver to post buffers */
 	uint64_t tx_dropped;	      /* refused by the tap (bad header, interface gone) */
 	uint64_t tap_errors;	      /* failed reads and writes, the tap disappearing */
@@ -41,6 +42,8 @@ struct net_stats {
  * config's from then on (on failure it was not taken). */
 int net_config_parse(const char *spec, struct net_config *cfg);
 /* A copy of the counters, taken under the device's lock. The class's metrics() sums them up:
- * requests = rx_frames + tx_frames + tx_dropped, bytes = rx_bytes / tx_bytes, errors = the three
+ * requests = rx_frames + tx_frames + tx_dropped, bytes = rx_bytes / tx_bytes, errors = the four
  * rx drops + tap_errors (which include the tx drops). */
 void net_get_stats(void *dev, struct net_stats *out);
+/* The MAC the guest sees (from mac=, or the random one create picked): snapshots keep it. */
+const uint8_t *net_mac(void *dev);

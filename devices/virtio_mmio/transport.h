@@ -71,6 +71,19 @@ struct virtio_mmio_dev {
 	struct virtio_mmio_stats stats;
 };
 
+/* What the transport holds, as plain data, for snapshots. */
+struct virtio_mmio_state {
+	uint32_t status;
+	uint32_t device_features_sel, driver_features_sel;
+	uint64_t driver_features;
+	uint32_t queue_sel;
+	uint32_t interrupt_status;
+	uint32_t config_generation;
+	bool active;
+	unsigned nqueues;
+	struct virtq_state queues[VIRTIO_MMIO_MAX_QUEUES];
+};
+
 /* Place device number `index` (its window and IRQ follow from it). */
 int virtio_mmio_init(struct virtio_mmio_dev *t, const struct virtio_device_ops *ops, void *dev,
 		     unsigned index, const struct guest_mem *gm);
@@ -89,6 +102,13 @@ void virtio_mmio_kick(struct virtio_mmio_dev *t, unsigned q);
 void virtio_mmio_used(struct virtio_mmio_dev *t, unsigned q);
 /* The driver broke the rules: NEEDS_RESET and a config-change interrupt. Lock held. */
 void virtio_mmio_fail(struct virtio_mmio_dev *t, const char *why);
+/* Snapshots. Save takes the lock. Restore loads state read from a file, hence untrusted, into a
+ * device freshly created and attached with the same configuration: it is checked against the
+ * device (queue count and sizes, features the device offers, rings inside guest memory) and
+ * refused with a message, never trusted; an active device is activated again with the saved
+ * features, and a pending interrupt is raised again. */
+void virtio_mmio_save(struct virtio_mmio_dev *t, struct virtio_mmio_state *s);
+int virtio_mmio_restore(struct virtio_mmio_dev *t, const struct virtio_mmio_state *s);
 /* The device changed its configuration space: a new ConfigGeneration, and a configuration-change
  * interrupt once the driver is up (virtio 1.2 sections 2.5 and 4.2.2). Lock held. */
 void virtio_mmio_config_changed(struct virtio_mmio_dev *t);

@@ -25,6 +25,8 @@ struct options {
 	/* vsock_server, vsock_client */
 	uint64_t vsock_port, vsock_conns, vsock_secs, vsock_expect;
 	uint64_t vsock_bytes, vsock_sink, vsock_cid;
+	/* sse */
+	uint64_t sse_fep; /* 1: also run forms behind KVM's forced-emulation prefix */
 };
 
 extern struct options opts;
@@ -46,6 +48,7 @@ void check_timer(void);
 void check_smp(void);
 void check_mem(void);
 void check_counter(void);
+void check_clone(void);
 void check_triplefault(void);
 void check_panic(void);
 void check_emufail(void);
@@ -55,5 +58,8 @@ void check_blk_bench(void);
 void check_net(void);
 void check_vsock_server(void);
 void check_vsock_client(void);
+void check_rng(void);
+void check_sse(void);
+void check_sse_unknown(void);
 
 #endif

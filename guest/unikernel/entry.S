@@ -56,7 +56,7 @@ pvh_entry32:
 	MAP_WITH_2M_PAGES
 1:	mov $pml4, %eax
 	mov %eax, %cr3
-	mov $CR4_PAE, %eax
+	mov $CR4_BOOT, %eax
 	mov %eax, %cr4
 	mov $MSR_EFER, %ecx
 	rdmsr
@@ -81,7 +81,7 @@ linux64_entry:
 	cld
 	/* Clear PGE (and SMEP/SMAP) before switching maps: no stale global,
 	 * supervisor-only translations of the monitor's map may survive. */
-	mov $CR4_PAE, %eax
+	mov $CR4_BOOT, %eax
 	mov %rax, %cr4
 	mov $0x80000001, %eax
 	cpuid

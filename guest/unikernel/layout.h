@@ -45,6 +45,7 @@
 #define SERVICE_HALT	     0
 #define SERVICE_TRIPLE_FAULT 1
 #define SERVICE_WAIT	     2 /* sti; hlt: wait for the next interrupt, then return */
+#define SERVICE_CALL	     3 /* call rdi(rsi) at CPL0, interrupts off; for checks */
 
 /* 1 GiB pages identity-map 0-64 GiB; without them, 2 MiB pages map 0-4 GiB. */
 #define PDPT_STATIC_ENTRIES 64
@@ -58,9 +59,18 @@
 #define PTE_PCD 0x10
 #define PTE_PS	0x80
 
-#define CR0_PE	     0x1
-#define CR0_PG	     0x80000000
-#define CR4_PAE	     0x20
+#define CR0_PE	       0x1
+#define CR0_PG	       0x80000000
+#define CR4_PAE	       0x20
+#define CR4_OSFXSR     0x200
+#define CR4_OSXMMEXCPT 0x400
+/* The SSE-enabled build (UK_SSE, compiled with SSE code generation) turns SSE on at entry, as
+ * unikernels such as Unikraft and OSv do. */
+#ifdef UK_SSE
+#define CR4_BOOT (CR4_PAE | CR4_OSFXSR | CR4_OSXMMEXCPT)
+#else
+#define CR4_BOOT CR4_PAE
+#endif
 #define MSR_EFER     0xc0000080
 #define EFER_LME     0x100
 #define RFLAGS_IOPL3 0x3000

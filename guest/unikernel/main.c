@@ -19,6 +19,7 @@ static const struct {
     {"smp", check_smp},
     {"mem", check_mem},
     {"counter", check_counter},
+    {"clone", check_clone},
     {"triplefault", check_triplefault},
     {"panic", check_panic},
     {"emufail", check_emufail},
@@ -28,6 +29,9 @@ static const struct {
     {"net", check_net},
     {"vsock_server", check_vsock_server},
     {"vsock_client", check_vsock_client},
+    {"rng", check_rng},
+    {"sse", check_sse},
+    {"sse_unknown", check_sse_unknown},
 };
 
 /* check=NAME[,NAME...] tokens, concatenated in command-line order. */
@@ -91,6 +95,7 @@ static void parse_token(const char *t, size_t len)
 	    {"vsock_bytes", &opts.vsock_bytes},
 	    {"vsock_sink", &opts.vsock_sink},
 	    {"vsock_cid", &opts.vsock_cid},
+	    {"sse_fep", &opts.sse_fep},
 	};
 	size_t eq = 0;
 

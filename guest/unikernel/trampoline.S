@@ -36,7 +36,7 @@ ap_entry32:
 	mov %eax, %ds
 	mov %eax, %es
 	mov %eax, %ss
-	mov $CR4_PAE, %eax
+	mov $CR4_BOOT, %eax
 	mov %eax, %cr4
 	mov $pml4, %eax /* the BSP's tables, 1 GiB or 2 MiB pages alike */
 	mov %eax, %cr3

@@ -104,6 +104,8 @@ serial_isr:
 service_isr:
 	cmp $SERVICE_WAIT, %eax
 	je 3f
+	cmp $SERVICE_CALL, %eax
+	je 4f
 	cmp $SERVICE_TRIPLE_FAULT, %eax
 	je 2f
 1:	cli
@@ -113,6 +115,14 @@ service_isr:
 	ud2 /* #UD, then #GP, then #DF find no IDT: triple fault */
 3:	sti
 	hlt
+	iretq
+/* SERVICE_CALL: rdi(rsi) on the kernel stack, for checks that must run code at CPL0. The CPU
+ * pushed five words onto a 16-byte-aligned stack; 8 more keep the call ABI-aligned. */
+4:	mov %rdi, %rax
+	mov %rsi, %rdi
+	sub $8, %rsp
+	call *%rax
+	add $8, %rsp
 	iretq
 
 	.section .rodata.idt, "a"

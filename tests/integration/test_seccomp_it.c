@@ -50,15 +50,17 @@ static void expect_killed_by_sigsys(const char *kind, const char *const *args)
 Test(seccomp_it, a_forbidden_call_on_the_vcpu_thread_kills_the_monitor)
 {
 	require_kvm();
-	expect_killed_by_sigsys("vcpu", (const char *const[]){"run", "--kernel", unikernel_path(),
-							      "--cmdline", "check=hello", NULL});
+	expect_killed_by_sigsys("vcpu", (const char *const[]){"run", "--seccomp", "on", "--kernel",
+							      unikernel_path(), "--cmdline",
+							      "check=hello", NULL});
 }
 
 Test(seccomp_it, a_forbidden_call_on_the_vmm_thread_kills_the_monitor)
 {
 	require_kvm();
-	expect_killed_by_sigsys("vmm", (const char *const[]){"run", "--kernel", unikernel_path(),
-							     "--cmdline", "check=hello", NULL});
+	expect_killed_by_sigsys("vmm", (const char *const[]){"run", "--seccomp", "on", "--kernel",
+							     unikernel_path(), "--cmdline",
+							     "check=hello", NULL});
 }
 
 /* The API thread starts (and installs its filter) before any VM exists: no KVM needed. */
@@ -67,7 +69,8 @@ Test(seccomp_it, a_forbidden_call_on_the_api_thread_kills_the_monitor)
 	char sock[64];
 	snprintf(sock, sizeof(sock), "/dev/shm/ember-seccomp-api-%d.sock", getpid());
 	unlink(sock);
-	expect_killed_by_sigsys("api", (const char *const[]){"--api-sock", sock, NULL});
+	expect_killed_by_sigsys("api",
+				(const char *const[]){"--api-sock", sock, "--seccomp", "on", NULL});
 	unlink(sock);
 }
 
@@ -198,9 +201,9 @@ Test(seccomp_it, with_filters_on_the_unikernel_drives_block_and_vsock_to_pass)
 		 "check=blk,vsock_client blk_seed=7 vsock_port=%d vsock_bytes=1048576 "
 		 "vsock_secs=240",
 		 VSOCK_PORT);
-	const char *args[] = {"run",	 "--kernel", unikernel_path(), "--mem-mib", "256",
-			      "--drive", drive,	     "--vsock",	       vsock,	    "--cmdline",
-			      cmdline,	 NULL};
+	const char *args[] = {"run",	   "--seccomp", "on",	   "--kernel", unikernel_path(),
+			      "--mem-mib", "256",	"--drive", drive,      "--vsock",
+			      vsock,	   "--cmdline", cmdline,   NULL};
 	struct ember_run r;
 	ember_exec(&r, args, TIMEOUT_S, NULL, NULL);
 	shutdown(l.lfd, SHUT_RDWR);
