@@ -1,9 +1,10 @@
 /* clone: the guest the clone-density benchmark snapshots. It touches mem_mib MiB with a per-page
  * pattern at CPL3 (as `mem` does), says it is ready, then idles in `hlt` on a 10 ms LAPIC tick so
  * that a hundred clones cost the host no CPU. A restore shows up as the TSC jumping forward by
- * the time the snapshot spent on disk: each jump of more than a second rewrites the first MiB of
- * the touched memory with data no other clone has (seeded by the TSC), so every clone owns
- * exactly that MiB privately and shares the rest with its snapshot. Never ends. */
+ * the time the snapshot spent on disk: after each jump of more than a second it reads back all
+ * it touched (the pattern must have survived), then rewrites the first MiB with data no other
+ * clone has (seeded by the TSC), so every clone owns exactly that MiB privately and shares the
+ * rest with its snapshot. Never ends. */
 #include "apic.h"
 #include "arch.h"
 #include "boot.h"
@@ -59,6 +60,19 @@ static void fill(uint64_t start, uint64_t bytes, uint64_t seed)
 	}
 }
 
+/* The first page that does not hold its pattern, or 0. */
+static uint64_t verify(uint64_t start, uint64_t bytes, uint64_t seed)
+{
+	for (uint64_t a = start; a < start + bytes; a += PAGE) {
+		const uint64_t *p = (const uint64_t *)(uintptr_t)a;
+		uint64_t n = PAGE / 8;
+		__asm__ volatile("repe scasq" : "+D"(p), "+c"(n) : "a"(a ^ seed) : "memory", "cc");
+		if (p[-1] != (a ^ seed))
+			return a;
+	}
+	return 0;
+}
+
 static void idle_tick(void)
 {
 	irq_disable();
@@ -77,25 +91,37 @@ void check_clone(void)
 		check_fail("mem_mib=%lu but the first RAM span above 0x%x holds %lu MiB",
 			   opts.mem_mib, KERNEL_END, (end - start) >> 20);
 	fill(start, want, PATTERN);
-	kprintf("clone: ready mib=%lu first=0x%lx tsc_khz=%lu\n", opts.mem_mib, start,
-		tsc_hz() / 1000);
-	console_flush();
-
 	pic_mask_all();
 	lapic_enable();
 	lapic_write(LAPIC_TIMER_DIV, TIMER_DIV_1);
 	lapic_write(LAPIC_LVT_TIMER, VEC_TIMER | LVT_TIMER_PERIODIC);
 	lapic_write(LAPIC_TIMER_INIT, TICK_US * LAPIC_NS_PER_US);
-
+	/* Everything a restore relies on is in place before the line that tells the host it may
+	 * snapshot now: a snapshot taken right after it must still see the jump. */
 	uint64_t jump = tsc_hz() / 1000000 * JUMP_US, last = rdtsc(), generation = 0;
+	uint64_t seed = PATTERN; /* what the first MiB holds now */
+	kprintf("clone: ready mib=%lu first=0x%lx tsc_khz=%lu\n", opts.mem_mib, start,
+		tsc_hz() / 1000);
+	console_flush();
+
 	for (;;) {
 		idle_tick();
 		uint64_t now = rdtsc();
 		if (now - last > jump) {
-			fill(start, WRITE_BYTES, PATTERN ^ now);
+			/* A clone reads back all it inherited (so its PSS shows the sharing),
+			 * then makes the first MiB its own. */
+			uint64_t bad = verify(start, WRITE_BYTES, seed);
+			if (!bad && want > WRITE_BYTES)
+				bad = verify(start + WRITE_BYTES, want - WRITE_BYTES, PATTERN);
+			if (bad)
+				check_fail("page 0x%lx lost its contents across the jump", bad);
+			seed = PATTERN ^ now;
+			fill(start, WRITE_BYTES, seed);
 			generation++;
-			kprintf("clone: wrote mib=%lu generation=%lu jump_ms=%lu\n",
-				WRITE_BYTES >> 20, generation, (now - last) / (tsc_hz() / 1000));
+			kprintf(
+			    "clone: wrote mib=%lu verified_mib=%lu generation=%lu jump_ms=%lu\n",
+			    WRITE_BYTES >> 20, opts.mem_mib, generation,
+			    (now - last) / (tsc_hz() / 1000));
 			console_flush();
 			now = rdtsc();
 		}
